@@ -1,0 +1,148 @@
+"""Float64 NumPy definitions of the Keras activations, written from Keras's documented formulas.
+
+No Keras or TensorFlow import: this is half of the reference oracle. Where Keras changed a definition
+between major versions, the definition is chosen by ``flavor`` ("keras3" or "keras2"), which the caller
+derives from the installed Keras version.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from harness.errors import Unsupported
+
+# Every activation name Keras 3 resolves from a string (keras.activations.get), aliases included.
+# A name outside this set is a typo (invalid case); a name inside it that the reference does not
+# implement gives an "unsupported" outcome.
+KERAS_ACTIVATION_NAMES = frozenset({
+    "linear", "tanh", "sigmoid", "hard_sigmoid", "relu", "relu6", "leaky_relu", "elu", "selu",
+    "celu", "softplus", "softsign", "swish", "silu", "gelu", "exponential", "mish", "hard_silu",
+    "hard_swish", "hard_tanh", "tanh_shrink", "log_sigmoid", "sparse_plus", "sparse_sigmoid",
+    "squareplus", "soft_shrink", "hard_shrink", "softmax", "log_softmax", "glu", "sparsemax",
+    "threshold",
+})
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _sigmoid(x):
+    # Split by sign so exp never overflows: 1/(1+e^-x) for x >= 0, e^x/(1+e^x) otherwise.
+    with np.errstate(over="ignore"):
+        e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def _elu(x, alpha=1.0):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
+
+
+def _relu6(x):
+    return np.clip(x, 0.0, 6.0)
+
+
+def _softmax(x):
+    shifted = x - np.max(x, axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def _log_softmax(x):
+    shifted = x - np.max(x, axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A reference activation: its Keras name, the formula it implements, and the function."""
+
+    name: str
+    formula: str
+    fn: Callable[[np.ndarray], np.ndarray]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self.fn(x)
+
+
+_COMMON = {
+    "linear": ("x", lambda x: x),
+    "tanh": ("tanh(x)", np.tanh),
+    "sigmoid": ("1 / (1 + exp(-x))", _sigmoid),
+    "relu": ("max(x, 0)", lambda x: np.maximum(x, 0.0)),
+    "relu6": ("min(max(x, 0), 6)", _relu6),
+    "elu": ("x if x > 0 else exp(x) - 1", _elu),
+    "selu": (f"{_SELU_SCALE} * (x if x > 0 else {_SELU_ALPHA} * (exp(x) - 1))",
+             lambda x: _SELU_SCALE * _elu(x, _SELU_ALPHA)),
+    "softplus": ("log(1 + exp(x))", _softplus),
+    "softsign": ("x / (1 + |x|)", lambda x: x / (1.0 + np.abs(x))),
+    "swish": ("x * sigmoid(x)", lambda x: x * _sigmoid(x)),
+    "gelu": ("0.5 * x * (1 + erf(x / sqrt(2)))  (exact, not the tanh approximation)",
+             lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))),
+    "exponential": ("exp(x)", np.exp),
+    "softmax": ("exp(x) / sum(exp(x)) over the units axis", _softmax),
+}
+
+_KERAS3_ONLY = {
+    "hard_sigmoid": ("clip(x / 6 + 0.5, 0, 1)  (Keras 3 definition)", lambda x: np.clip(x / 6.0 + 0.5, 0.0, 1.0)),
+    "leaky_relu": ("x if x >= 0 else 0.2 * x", lambda x: np.where(x >= 0, x, 0.2 * x)),
+    "celu": ("x if x >= 0 else exp(x) - 1", _elu),
+    "mish": ("x * tanh(softplus(x))", lambda x: x * np.tanh(_softplus(x))),
+    "hard_silu": ("x * min(max(x + 3, 0), 6) / 6", lambda x: x * _relu6(x + 3.0) / 6.0),
+    "hard_tanh": ("clip(x, -1, 1)", lambda x: np.clip(x, -1.0, 1.0)),
+    "tanh_shrink": ("x - tanh(x)", lambda x: x - np.tanh(x)),
+    "log_sigmoid": ("-log(1 + exp(-x))", lambda x: -_softplus(-x)),
+    "sparse_plus": ("0 if x <= -1, (x + 1)^2 / 4 if -1 < x < 1, x if x >= 1",
+                    lambda x: np.where(x <= -1, 0.0, np.where(x >= 1, x, 0.25 * (x + 1.0) ** 2))),
+    "sparse_sigmoid": ("clip(0.5 * (x + 1), 0, 1)", lambda x: np.clip(0.5 * (x + 1.0), 0.0, 1.0)),
+    "squareplus": ("(x + sqrt(x^2 + 4)) / 2", lambda x: 0.5 * (x + np.sqrt(x * x + 4.0))),
+    "soft_shrink": ("x - 0.5 if x > 0.5, x + 0.5 if x < -0.5, else 0",
+                    lambda x: np.where(x > 0.5, x - 0.5, np.where(x < -0.5, x + 0.5, 0.0 * x))),
+    "hard_shrink": ("x if |x| > 0.5 else 0", lambda x: np.where(np.abs(x) > 0.5, x, 0.0 * x)),
+    "log_softmax": ("x - log(sum(exp(x))) over the units axis", _log_softmax),
+}
+
+# Keras 2 (TF <= 2.15, tf_keras) knew fewer names, and defined hard_sigmoid differently.
+_KERAS2_ONLY = {
+    "hard_sigmoid": ("clip(0.2 * x + 0.5, 0, 1)  (Keras 2 definition)", lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0)),
+}
+
+_ALIASES = {"silu": "swish", "hard_swish": "hard_silu", None: "linear"}
+
+FLAVORS = ("keras3", "keras2")
+
+
+def _table(flavor: str) -> dict[str, tuple[str, Callable]]:
+    if flavor == "keras3":
+        return {**_COMMON, **_KERAS3_ONLY}
+    if flavor == "keras2":
+        return {**_COMMON, **_KERAS2_ONLY}
+    raise ValueError(f"unknown Keras flavor {flavor!r}; expected one of {FLAVORS}")
+
+
+def supported_names(flavor: str = "keras3") -> frozenset[str]:
+    """Names (aliases included) the reference implements for this Keras flavor."""
+    table = _table(flavor)
+    return frozenset(table) | {alias for alias, target in _ALIASES.items() if alias and target in table}
+
+
+def get_activation(name: str | None, flavor: str = "keras3") -> Activation:
+    """The reference activation for a Keras name (None means linear); raises Unsupported otherwise."""
+    canonical = _ALIASES.get(name, name)
+    table = _table(flavor)
+    if canonical not in table:
+        raise Unsupported(
+            f"activation {name!r} is not implemented by the reference for {flavor} "
+            f"(implemented: {', '.join(sorted(supported_names(flavor)))})"
+        )
+    formula, fn = table[canonical]
+    return Activation(name=canonical, formula=formula, fn=fn)

@@ -1,0 +1,58 @@
+"""The harness's small exception tree. Every user-facing error is one of these, never a bare traceback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class HarnessError(Exception):
+    """Base of every error the harness reports to a user."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a case file: where, what was expected, what was found, how to fix it."""
+
+    field: str  # dotted path into the document, e.g. "weights.kernel"; "" for the whole file
+    message: str
+    expected: str | None = None
+    found: str | None = None
+    hint: str | None = None
+    line: int | None = None  # 1-based line in the file, when known
+
+    def render(self, path: str) -> str:
+        where = f"{path}:{self.line}" if self.line else path
+        head = f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        lines = [head]
+        for label, value in (("expected", self.expected), ("found", self.found), ("hint", self.hint)):
+            if value:
+                lines.append(f"  {label + ':':<9} {value}")
+        return "\n".join(lines)
+
+
+class InvalidCase(HarnessError):
+    """A case file that cannot be run: bad syntax, an unknown field, a wrong shape, ..."""
+
+    def __init__(self, path: str, problems: list[Problem]):
+        self.path = path
+        self.problems = problems
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        count = len(self.problems)
+        head = f"invalid case file ({count} problem{'s' if count != 1 else ''})"
+        return head + "\n" + "\n".join(p.render(self.path) for p in self.problems)
+
+
+class Unsupported(HarnessError):
+    """The case asks for something the reference does not implement; it is never silently approximated."""
+
+
+class KerasFailure(HarnessError):
+    """Keras raised while building or running the layer; carries Keras's own message."""
+
+    def __init__(self, stage: str, exc: BaseException):
+        self.stage = stage
+        self.exc_type = type(exc).__name__
+        self.keras_message = str(exc).strip()
+        super().__init__(f"Keras raised {self.exc_type} while {stage}: {self.keras_message}")

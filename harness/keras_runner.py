@@ -1,0 +1,98 @@
+"""Run a case on a real Keras layer and return plain NumPy arrays.
+
+Weights are set from the case file, never from initializers (with the default orthogonal initializer
+`LSTM(dtype="bfloat16")` cannot even be built on the TF CPU backend). Anything Keras raises becomes a
+KerasFailure carrying Keras's message. TensorFlow is imported on first use only.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import metadata
+
+import numpy as np
+
+from harness import precision
+from harness.case import Case
+from harness.errors import KerasFailure
+
+_NEUTRAL_INITIALIZERS = {"kernel_initializer": "zeros", "recurrent_initializer": "zeros", "bias_initializer": "zeros"}
+
+
+def keras_flavor() -> str:
+    """"keras3" or "keras2", from the installed Keras distribution, without importing it."""
+    try:
+        major = int(metadata.version("keras").split(".")[0])
+    except metadata.PackageNotFoundError:
+        major = 2  # only tf.keras (Keras 2) is available
+    return "keras3" if major >= 3 else "keras2"
+
+
+def keras_versions() -> dict[str, str]:
+    """Versions of what is under test, for reports."""
+    found = {}
+    for dist in ("tensorflow", "tensorflow-cpu", "keras", "numpy"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def _keras():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras  # noqa: PLC0415 - TensorFlow's import costs seconds; only pay it when running Keras
+
+    return keras
+
+
+def _outputs(case: Case, raw) -> dict[str, np.ndarray]:
+    parts = [np.asarray(p) for p in (raw if isinstance(raw, (list, tuple)) else [raw])]
+    first = parts[0]
+    outputs = {}
+    if case.return_sequences:
+        outputs["sequences"] = first
+    if case.return_state:
+        if not case.return_sequences:
+            outputs["output"] = first
+        outputs["h"], outputs["c"] = parts[1], parts[2]
+    else:
+        outputs["h"] = first[:, -1, :] if case.return_sequences else first
+    return {k: v.astype(np.float64) for k, v in outputs.items()}
+
+
+def run_keras(case: Case) -> list[dict[str, np.ndarray]]:
+    """Build the layer, set the case's weights, run every call; one dict of float64 outputs per call."""
+    keras = _keras()
+    compute = precision.compute_dtype(case.dtype)
+    variable = precision.variable_dtype(case.dtype)
+    first = case.calls[0].input
+    try:
+        layer_cls = getattr(keras.layers, case.layer)
+        layer = layer_cls(**{**_NEUTRAL_INITIALIZERS, **case.config, "dtype": case.dtype})
+        layer.build((first.shape[0] if case.stateful else None, None, first.shape[2]))
+        cell = layer.cell
+        cell.kernel.assign(precision.round_to(case.weights["kernel"], variable))
+        cell.recurrent_kernel.assign(precision.round_to(case.weights["recurrent_kernel"], variable))
+        if case.use_bias:
+            cell.bias.assign(precision.round_to(case.weights["bias"], variable))
+    except Exception as exc:  # noqa: BLE001 - whatever Keras raises is reported, not crashed on
+        raise KerasFailure("building the layer and setting the weights", exc) from exc
+
+    results = []
+    for number, call in enumerate(case.calls, start=1):
+        stage = "running the layer" if len(case.calls) == 1 else f"running call {number}"
+        try:
+            if call.reset_states:
+                layer.reset_states()
+            kwargs = {"training": False}
+            if call.mask is not None:
+                kwargs["mask"] = keras.ops.convert_to_tensor(call.mask, dtype="bool")
+            if call.initial_state is not None:
+                kwargs["initial_state"] = [keras.ops.convert_to_tensor(precision.round_to(s, compute)) for s in call.initial_state]
+            x = keras.ops.convert_to_tensor(precision.round_to(call.input, compute))
+            raw = layer(x, **kwargs)
+            results.append(_outputs(case, raw))
+        except Exception as exc:  # noqa: BLE001
+            raise KerasFailure(stage, exc) from exc
+    return results

@@ -1,0 +1,302 @@
+"""Load a case file: parse safely, validate against the published JSON Schema, then check shapes.
+
+Every problem is reported with the file, the field path, what was expected (shapes derived from the
+config), what was found, and a hint. Structure is checked by the schema (harness/case.schema.json),
+so the schema and the loader cannot drift; shapes, which a schema cannot express, are checked here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+
+from harness import random_arrays
+from harness.case import Call, Case
+from harness.documents import field_line, read_document
+from harness.errors import InvalidCase, Problem
+
+_NONFINITE = {"nan": np.nan, "inf": np.inf, "+inf": np.inf, "-inf": -np.inf}
+
+
+@lru_cache(maxsize=1)
+def case_schema() -> dict:
+    """The published draft-07 JSON Schema of the case format."""
+    return json.loads(resources.files("harness").joinpath("case.schema.json").read_text(encoding="utf-8"))
+
+
+def field_name(path) -> str:
+    """("weights", "kernel", 1) -> "weights.kernel[1]"."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _shape_text(shape) -> str:
+    return "scalar" if shape == () else str(tuple(shape))
+
+
+def _suggest(word: str, choices) -> str | None:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=3, cutoff=0.6)
+    return f"did you mean {' or '.join(repr(c) for c in close)}?" if close else None
+
+
+# ---------------------------------------------------------------- schema stage
+
+def _schema_problems(doc: Any) -> list[Problem]:
+    schema = case_schema()
+    validator = jsonschema.Draft7Validator(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path]):
+        problems.extend(_translate(jsonschema.exceptions.best_match([error]), schema))
+    return problems
+
+
+def _translate(error: jsonschema.ValidationError, schema: dict) -> list[Problem]:
+    path = list(error.absolute_path)
+    where = field_name(path)
+    defs = schema["definitions"]
+    value = error.instance
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(k for k in value if k not in error.schema.get("properties", {}))
+        return [Problem(field_name(path + [k]), "unknown field",
+                        expected=f"one of: {', '.join(allowed)}", found=repr(k),
+                        hint=_suggest(k, allowed) or "remove it; see harness/case.schema.json for the format")
+                for k in extra]
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in value]
+        return [Problem(field_name(path + [k]), "missing required field",
+                        hint=f"add `{k}:` under `{where or 'the top level'}`") for k in missing]
+    if error.schema is defs["activation"] or (error.validator == "enum" and path[-1:] in (["activation"], ["recurrent_activation"])):
+        names = sorted(defs["activation"]["anyOf"][1]["enum"])
+        return [Problem(where, "unknown activation", expected="null (linear) or a Keras activation name",
+                        found=repr(value), hint=_suggest(value, names) or f"known: {', '.join(names)}")]
+    if error.schema is defs["number"]:
+        return [Problem(where, "not a number", expected="a number, or one of 'nan', 'inf', '-inf'",
+                        found=repr(value))]
+    if error.validator == "enum":
+        choices = error.validator_value
+        return [Problem(where, "value not allowed", expected=f"one of {', '.join(map(repr, choices))}",
+                        found=repr(value), hint=_suggest(value, choices))]
+    if error.validator == "type":
+        return [Problem(where, "wrong type", expected=str(error.validator_value), found=repr(value))]
+    return [Problem(where, error.message)]
+
+
+# ---------------------------------------------------------------- array stage
+
+class _Arrays:
+    """Turns literal or generated arrays into numpy, recording problems instead of raising."""
+
+    def __init__(self):
+        self.problems: list[Problem] = []
+
+    def numbers(self, raw, path, expected_shape=None, why="") -> np.ndarray | None:
+        if isinstance(raw, dict):  # {random: ...}
+            spec = raw["random"]
+            shape = tuple(spec["shape"]) if "shape" in spec else expected_shape
+            if shape is None:
+                self.problems.append(Problem(field_name(path + ["random"]), "a generated array needs a shape here",
+                                             expected="shape: [batch, timesteps, features]",
+                                             hint="add `shape: [1, 5, 2]` (for example) under `random:`"))
+                return None
+            if spec.get("distribution") == "bernoulli":
+                self.problems.append(Problem(field_name(path + ["random", "distribution"]),
+                                             "bernoulli draws booleans; it is only for masks",
+                                             expected="normal or uniform", found="'bernoulli'"))
+                return None
+            array = random_arrays.generate(spec, shape)
+        else:
+            array = self._literal(raw, path)
+            if array is None:
+                return None
+        return self.check_shape(array, path, expected_shape, why)
+
+    def mask(self, raw, path, expected_shape, why) -> np.ndarray | None:
+        if isinstance(raw, dict):
+            spec = raw["random"]
+            if spec.get("distribution", "normal") != "bernoulli":
+                self.problems.append(Problem(field_name(path + ["random", "distribution"]),
+                                             "a generated mask must be drawn from a bernoulli distribution",
+                                             expected="bernoulli (with p = probability of true)",
+                                             found=repr(spec.get("distribution", "normal"))))
+                return None
+            array = random_arrays.generate(spec, tuple(spec.get("shape", expected_shape)))
+        else:
+            try:
+                array = np.array(raw, dtype=bool)
+            except ValueError:
+                self.problems.append(Problem(field_name(path), "rows have different lengths",
+                                             expected=f"shape {_shape_text(expected_shape)} {why}"))
+                return None
+        return self.check_shape(array, path, expected_shape, why)
+
+    def _literal(self, raw, path) -> np.ndarray | None:
+        def convert(value):
+            if isinstance(value, list):
+                return [convert(v) for v in value]
+            return _NONFINITE.get(value, value) if isinstance(value, str) else value
+        try:
+            return np.array(convert(raw), dtype=np.float64)
+        except ValueError:
+            self.problems.append(Problem(field_name(path), "rows have different lengths (a ragged nested list)",
+                                         hint="every row of a level must have the same number of entries"))
+            return None
+
+    def check_shape(self, array, path, expected_shape, why) -> np.ndarray | None:
+        if expected_shape is not None and array.shape != tuple(expected_shape):
+            self.problems.append(Problem(field_name(path), "wrong shape",
+                                         expected=f"shape {_shape_text(tuple(expected_shape))} {why}".rstrip(),
+                                         found=f"shape {_shape_text(array.shape)}"))
+            return None
+        return array
+
+
+# ---------------------------------------------------------------- semantic stage
+
+def _build(doc: dict, path: Path) -> Case:
+    arrays = _Arrays()
+    problems = arrays.problems
+    config = doc["config"]
+    units = config["units"]
+    use_bias = config.get("use_bias", True)
+    return_sequences = config.get("return_sequences", False)
+    return_state = config.get("return_state", False)
+    stateful = config.get("stateful", False)
+
+    if "calls" in doc:
+        for key in ("input", "mask", "initial_state", "expected"):
+            if key in doc:
+                problems.append(Problem(key, "not allowed beside `calls`",
+                                        hint=f"move `{key}` into each entry of `calls`"))
+        if not stateful:
+            problems.append(Problem("calls", "`calls` runs one layer several times and needs a stateful layer",
+                                    expected="config.stateful: true", found=f"stateful: {str(stateful).lower()}",
+                                    hint="set `stateful: true` under `config`, or use `input:` for a single call"))
+        raw_calls = [(["calls", k], entry) for k, entry in enumerate(doc["calls"])]
+    elif "input" in doc:
+        raw_calls = [([], doc)]
+    else:
+        raise InvalidCase(str(path), [Problem("input", "missing required field",
+                                              hint="give `input:` (one call) or `calls:` (stateful layers)")])
+
+    calls: list[Call] = []
+    first_input = None
+    for prefix, entry in raw_calls:
+        x = arrays.numbers(entry["input"], prefix + ["input"])
+        if x is None:
+            continue
+        if x.ndim != 3 or 0 in x.shape:
+            problems.append(Problem(field_name(prefix + ["input"]), "input must be 3-D and non-empty",
+                                    expected="shape (batch, timesteps, features), each at least 1",
+                                    found=f"shape {_shape_text(x.shape)}",
+                                    hint="one sample of one step with two features is [[[1, 0]]]"))
+            continue
+        batch, steps, features = x.shape
+        if first_input is None:
+            first_input = x
+        elif (batch, features) != (first_input.shape[0], first_input.shape[2]):
+            problems.append(Problem(field_name(prefix + ["input"]), "every call of a stateful layer needs the same batch and features",
+                                    expected=f"shape ({first_input.shape[0]}, timesteps, {first_input.shape[2]})",
+                                    found=f"shape {_shape_text(x.shape)}"))
+            continue
+        state_why = f"(batch={batch}, units={units})"
+        mask = None
+        if "mask" in entry:
+            mask = arrays.mask(entry["mask"], prefix + ["mask"], (batch, steps), f"(batch={batch}, timesteps={steps} from input)")
+        initial_state = None
+        if "initial_state" in entry:
+            h0 = arrays.numbers(entry["initial_state"]["h"], prefix + ["initial_state", "h"], (batch, units), state_why)
+            c0 = arrays.numbers(entry["initial_state"]["c"], prefix + ["initial_state", "c"], (batch, units), state_why)
+            initial_state = (h0, c0)
+        expected = {}
+        for name, raw in entry.get("expected", {}).items():
+            where = prefix + ["expected", name]
+            shape, why = (batch, units), state_why
+            if name == "sequences":
+                shape, why = (batch, steps, units), f"(batch={batch}, timesteps={steps}, units={units})"
+                if not return_sequences:
+                    problems.append(Problem(field_name(where), "Keras returns no sequence with return_sequences: false",
+                                            hint="set `return_sequences: true`, or give the final state as `h`"))
+                    continue
+            if name == "c" and not return_state:
+                problems.append(Problem(field_name(where), "Keras returns the carry only with return_state: true",
+                                        hint="set `return_state: true` under `config`, or remove `c`"))
+                continue
+            if name == "output" and (return_sequences or not return_state):
+                problems.append(Problem(field_name(where), "`output` is the last output returned beside the states; "
+                                        "it exists only with return_state: true and return_sequences: false",
+                                        hint="give the final hidden state as `h`"))
+                continue
+            expected[name] = arrays.numbers(raw, where, shape, why)
+        calls.append(Call(input=x, mask=mask, initial_state=initial_state,
+                          reset_states=bool(entry.get("reset_states", False)), expected=expected))
+
+    weights = {}
+    if first_input is not None:
+        features = first_input.shape[2]
+        gates = f"(features={features} from input, 4*units={4 * units}; column blocks are gates i, f, c, o)"
+        weights["kernel"] = arrays.numbers(doc["weights"]["kernel"], ["weights", "kernel"], (features, 4 * units), gates)
+        weights["recurrent_kernel"] = arrays.numbers(
+            doc["weights"]["recurrent_kernel"], ["weights", "recurrent_kernel"], (units, 4 * units),
+            f"(units={units}, 4*units={4 * units})")
+    if use_bias and "bias" not in doc["weights"]:
+        problems.append(Problem("weights.bias", "missing: use_bias is true (the Keras default)",
+                                expected=f"shape ({4 * units},) (4*units={4 * units})",
+                                hint="add `bias:`, or set `use_bias: false` under `config`"))
+    elif not use_bias and "bias" in doc["weights"]:
+        problems.append(Problem("weights.bias", "given, but use_bias is false: the layer has no bias",
+                                hint="remove `bias:`, or set `use_bias: true`"))
+    elif use_bias:
+        weights["bias"] = arrays.numbers(doc["weights"]["bias"], ["weights", "bias"], (4 * units,), f"(4*units={4 * units})")
+
+    tolerance = doc.get("tolerance", {})
+    compared = ["sequences"] * return_sequences + ["output"] * (return_state and not return_sequences) + ["h"] + ["c"] * return_state
+    for name in ("sequences", "output", "h", "c"):
+        if name in tolerance and name not in compared:
+            problems.append(Problem(f"tolerance.{name}", f"this config does not return `{name}`",
+                                    expected=f"per-output tolerances for: {', '.join(compared)}"))
+
+    if problems:
+        raise InvalidCase(str(path), problems)
+    return Case(
+        name=doc.get("name", path.stem), path=path, config=dict(config), dtype=doc.get("dtype", "float32"),
+        weights=weights, calls=calls, layer=doc.get("layer", "LSTM"), description=doc.get("description", ""),
+        tags=tuple(doc.get("tags", ())), tolerance=tolerance,
+    )
+
+
+def _with_lines(error: InvalidCase, path: Path) -> InvalidCase:
+    """Attach line numbers to field problems (the parse has already succeeded)."""
+    located = []
+    for problem in error.problems:
+        if problem.field and problem.line is None:
+            parts = [int(p) if p.isdigit() else p
+                     for p in problem.field.replace("]", "").replace("[", ".").split(".") if p]
+            problem = Problem(**{**problem.__dict__, "line": field_line(path, tuple(parts))})
+        located.append(problem)
+    return InvalidCase(error.path, located)
+
+
+def load_case(path: str | Path) -> Case:
+    """Read, validate and build one case; raises InvalidCase listing every problem found."""
+    path = Path(path)
+    doc = read_document(path)
+    if not isinstance(doc, dict):
+        raise InvalidCase(str(path), [Problem("", "a case file holds one mapping (name, config, weights, input, ...)",
+                                              found=f"a {type(doc).__name__}" if doc is not None else "an empty file")])
+    try:
+        problems = _schema_problems(doc)
+        if problems:
+            raise InvalidCase(str(path), problems)
+        return _build(doc, path)
+    except InvalidCase as error:
+        raise _with_lines(error, path) from None

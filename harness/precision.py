@@ -1,0 +1,52 @@
+"""What a case's dtype means numerically: which dtype holds the weights, which one computes.
+
+Both oracles must see the same numbers. Keras rounds the case's values to its dtypes before it
+computes, so the reference rounds them the same way (NumPy, and ml_dtypes for bfloat16) and then
+computes in float64: what remains between them is Keras's arithmetic, not the rounding of the inputs.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+# case dtype -> (variable dtype, compute dtype), as Keras dtype policies define them
+POLICIES = {
+    "float16": ("float16", "float16"),
+    "bfloat16": ("bfloat16", "bfloat16"),
+    "float32": ("float32", "float32"),
+    "float64": ("float64", "float64"),
+    "mixed_float16": ("float32", "float16"),
+    "mixed_bfloat16": ("float32", "bfloat16"),
+}
+
+_NUMPY = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float64": np.float64}
+
+
+def numpy_dtype(name: str):
+    return np.dtype(_NUMPY[name])
+
+
+def variable_dtype(case_dtype: str) -> str:
+    return POLICIES[case_dtype][0]
+
+
+def compute_dtype(case_dtype: str) -> str:
+    return POLICIES[case_dtype][1]
+
+
+def round_to(array: np.ndarray, dtype_name: str) -> np.ndarray:
+    """The array rounded (nearest, ties to even) to `dtype_name`, stored in that dtype."""
+    with np.errstate(over="ignore"):  # out-of-range values become inf, as in Keras
+        return np.asarray(array, dtype=np.float64).astype(_NUMPY[dtype_name])
+
+
+def weight_as_computed(array: np.ndarray, case_dtype: str) -> np.ndarray:
+    """Float64 copy of a weight as Keras computes with it: stored in the variable dtype, cast to compute."""
+    stored = round_to(array, variable_dtype(case_dtype))
+    return round_to(stored, compute_dtype(case_dtype)).astype(np.float64)
+
+
+def input_as_computed(array: np.ndarray, case_dtype: str) -> np.ndarray:
+    """Float64 copy of an input or state as Keras computes with it."""
+    return round_to(array, compute_dtype(case_dtype)).astype(np.float64)

@@ -1,0 +1,119 @@
+"""Explain a comparison in words a person can act on in ten seconds.
+
+Fixed anatomy, pinned by tests: the case and file; per failing output the mismatched count out of the
+total, the largest absolute and relative differences, the tolerance and where it came from, the verdict
+(which oracle is the odd one out), and a table of the first mismatches as (batch, step, unit) with the
+KERAS, REFERENCE and EXPECTED values side by side, cut at MAX_ROWS and saying so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness import compare
+from harness.case import Case
+from harness.compare import OutputDiff
+from harness.precision import compute_dtype
+
+MAX_ROWS = 10
+_AXES = {"sequences": "batch, step, unit", "output": "batch, unit", "h": "batch, unit", "c": "batch, unit"}
+_RULE = "an element passes when |a - b| <= atol * max(1, max|reference|) + rtol * |reference|"
+
+
+def _num(value: float, case: Case) -> str:
+    if np.isnan(value):
+        return "nan"
+    return f"{value:.17g}" if compute_dtype(case.dtype) == "float64" else f"{value:.9g}"
+
+
+def _config_line(case: Case) -> str:
+    shown = {k: case.config[k] for k in ("units", "activation", "recurrent_activation") if k in case.config}
+    flags = [k for k in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll")
+             if case.config.get(k)]
+    if not case.use_bias:
+        flags.append("use_bias=False")
+    if any(call.mask is not None for call in case.calls):
+        flags.append("masked")
+    shape = "x".join(str(n) for n in case.calls[0].input.shape)
+    parts = [f"{k}={v}" for k, v in shown.items()] + [f"dtype={case.dtype}", f"input {shape}"] + flags
+    return f"{case.layer}(" + ", ".join(parts) + ")"
+
+
+def _two_way_hint(diff: OutputDiff, case: Case) -> str:
+    """Which side is likely wrong when there is no hand value to break the tie."""
+    keras_bad = [m for m in diff.mismatches if not np.isfinite(m.values["keras"]) and np.isfinite(m.values["reference"])]
+    ref_bad = [m for m in diff.mismatches if np.isfinite(m.values["keras"]) and not np.isfinite(m.values["reference"])]
+    settle = (f"add hand-computed `expected` values to settle it, or run `harness explain {case.path}` "
+              "to check the reference step by step")
+    if keras_bad:
+        return (f"Keras returned NaN/Inf where the float64 reference is finite ({len(keras_bad)} elements): "
+                f"overflow in {compute_dtype(case.dtype)} or a Keras defect; {settle}")
+    if ref_bad:
+        return (f"the reference returned NaN/Inf where Keras is finite ({len(ref_bad)} elements): "
+                f"the reference or the case's non-finite inputs are handled differently; {settle}")
+    if diff.max_error_ratio <= 100:
+        return (f"the difference is small (at most {diff.max_error_ratio:.3g}x the tolerance): rounding in "
+                f"{compute_dtype(case.dtype)} beyond the tolerance, or a subtle defect (a slightly scaled gate or "
+                f"bias); {settle}")
+    return ("the difference is far beyond rounding: Keras and the reference compute different things. The "
+            "reference is float64 and shares no code with Keras, so Keras is the likely culprit unless the "
+            f"reference models this config differently; {settle}")
+
+
+def _table(diff: OutputDiff, case: Case, call_label: str) -> list[str]:
+    has_expected = any("expected" in m.values for m in diff.mismatches)
+    header = [f"{call_label}{diff.output}[{_AXES[diff.output]}]", "KERAS", "REFERENCE"]
+    if has_expected:
+        header += ["EXPECTED", "odd one out"]
+    rows = [header]
+    for m in diff.mismatches[:MAX_ROWS]:
+        row = ["[" + ", ".join(map(str, m.index)) + "]", _num(m.values["keras"], case), _num(m.values["reference"], case)]
+        if has_expected:
+            row += [_num(m.values["expected"], case), m.odd_one or ""]
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["    " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    if len(diff.mismatches) > MAX_ROWS:
+        lines.append(f"    ... {len(diff.mismatches) - MAX_ROWS} more mismatched elements not shown "
+                     f"(showing the first {MAX_ROWS} of {len(diff.mismatches)})")
+    return lines
+
+
+def output_report(diff: OutputDiff, case: Case, call: int) -> list[str]:
+    """The explanation of one failing output."""
+    call_label = f"call {call}: " if len(case.calls) > 1 else ""
+    if diff.shape_problem:
+        return [f"  {call_label}{diff.output}: shape mismatch: {diff.shape_problem}"]
+    count = len(diff.mismatches)
+    lines = [
+        f"  {call_label}{diff.output}: {count} of {diff.total} elements mismatched ({100.0 * count / diff.total:.1f}%); "
+        f"largest absolute difference {diff.max_abs:.3g}, largest relative difference {diff.max_rel:.3g}",
+        f"    tolerance: {diff.tolerance.describe()}; {_RULE}",
+        f"    verdict: {diff.verdict}",
+    ]
+    if diff.verdict == compare.TWO_WAY:
+        lines.append(f"    likely: {_two_way_hint(diff, case)}")
+    if diff.output == "sequences" and case.config.get("go_backwards"):
+        lines.append("    note: go_backwards: step is in processing order (step 0 is the last input step)")
+    return lines + _table(diff, case, call_label)
+
+
+def summary_line(case: Case, diffs: list[tuple[int, OutputDiff]]) -> str:
+    failing = [(n, d) for n, d in diffs if not d.passed]
+    margin = max((d.max_error_ratio for _, d in diffs), default=0.0)
+    if not failing:
+        return f"{len(diffs)} outputs agree; largest error {margin:.2g}x tolerance"
+    names = ", ".join(f"{'call %d ' % n if len(case.calls) > 1 else ''}{d.output}" for n, d in failing)
+    return f"mismatch in {names}: {failing[0][1].verdict}"
+
+
+def case_report(case: Case, diffs: list[tuple[int, OutputDiff]], flavor: str) -> str:
+    """Full report for one compared case (pass or fail)."""
+    failing = [(n, d) for n, d in diffs if not d.passed]
+    status = "FAILED" if failing else "PASSED"
+    lines = [f"{status} {case.name} ({case.path})", f"  {_config_line(case)}; reference semantics: {flavor}"]
+    if not failing:
+        lines.append(f"  {summary_line(case, diffs)}")
+    for call, diff in failing:
+        lines.extend(output_report(diff, case, call))
+    return "\n".join(lines)

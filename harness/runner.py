@@ -1,0 +1,103 @@
+"""Run one case end to end: load, reference, Keras, compare. Every path ends in a CaseResult."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import report
+from harness.case import Case
+from harness.compare import OutputDiff, diff_output
+from harness.errors import InvalidCase, KerasFailure, Unsupported
+from harness.keras_runner import keras_flavor, run_keras
+from harness.loader import load_case
+from harness.reference_runner import reference_outputs, run_reference
+from harness.tolerances import resolve
+
+OUTCOMES = ("passed", "failed", "invalid", "keras-error", "unsupported")
+
+
+@dataclass
+class CaseResult:
+    """What happened to one case: the outcome, a one-line message, and the full explanation."""
+
+    name: str
+    path: str
+    outcome: str
+    message: str
+    details: str = ""
+    diffs: list[tuple[int, OutputDiff]] = field(default_factory=list)  # (call number, diff)
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "passed"
+
+    def to_json(self) -> dict:
+        return {
+            "case": self.name, "path": self.path, "outcome": self.outcome, "message": self.message,
+            "details": self.details, "duration_s": round(self.duration_s, 4),
+            "outputs": [
+                {"call": call, "output": d.output, "passed": d.passed, "mismatched": len(d.mismatches),
+                 "total": d.total, "max_abs_diff": d.max_abs, "max_rel_diff": d.max_rel,
+                 "error_to_tolerance": d.max_error_ratio, "tolerance": {"rtol": d.tolerance.rtol, "atol": d.tolerance.atol},
+                 "verdict": d.verdict}
+                for call, d in self.diffs
+            ],
+        }
+
+
+def compare_case(case: Case, keras_calls: list[dict], reference_calls: list) -> list[tuple[int, OutputDiff]]:
+    """Diff every compared output of every call."""
+    diffs = []
+    for number, (call, keras_out, ref_result) in enumerate(zip(case.calls, keras_calls, reference_calls), start=1):
+        ref_out = reference_outputs(case, ref_result)
+        steps = call.input.shape[1]
+        for name in case.compared_outputs():
+            expected = call.expected.get(name)
+            if expected is None and name == "output" and "h" in call.expected and not case.config.get("zero_output_for_mask"):
+                expected = call.expected["h"]  # the last output is the final h unless masked steps output zeros
+            tolerance = resolve(case.tolerance, case.dtype, name, steps)
+            diffs.append((number, diff_output(name, keras_out[name], ref_out[name], expected, tolerance)))
+    return diffs
+
+
+def run_case(case: Case, flavor: str | None = None) -> CaseResult:
+    """Run a loaded case on the reference and on Keras and compare them."""
+    started = time.perf_counter()
+    flavor = flavor or keras_flavor()
+    shown = str(case.path)
+    try:
+        reference_calls = run_reference(case, flavor)
+    except Unsupported as exc:
+        return CaseResult(case.name, shown, "unsupported", str(exc), f"UNSUPPORTED {case.name} ({shown}): {exc}",
+                          duration_s=time.perf_counter() - started)
+    try:
+        keras_calls = run_keras(case)
+    except KerasFailure as exc:
+        return CaseResult(case.name, shown, "keras-error", str(exc), f"KERAS-ERROR {case.name} ({shown}): {exc}",
+                          duration_s=time.perf_counter() - started)
+    diffs = compare_case(case, keras_calls, reference_calls)
+    failed = [(n, d) for n, d in diffs if not d.passed]
+    outcome = "failed" if failed else "passed"
+    return CaseResult(case.name, shown, outcome, report.summary_line(case, diffs),
+                      report.case_report(case, diffs, flavor), diffs, time.perf_counter() - started)
+
+
+def invalid_result(error: InvalidCase, name: str) -> CaseResult:
+    first = error.problems[0]
+    message = f"{first.field + ': ' if first.field else ''}{first.message}"
+    if len(error.problems) > 1:
+        message += f" (and {len(error.problems) - 1} more)"
+    return CaseResult(name, error.path, "invalid", message, f"INVALID {error.render()}")
+
+
+def run_path(path: str | Path, flavor: str | None = None) -> CaseResult:
+    """Load and run one case file; a bad file becomes an "invalid" result, never an exception."""
+    path = Path(path)
+    try:
+        case = load_case(path)
+    except InvalidCase as error:
+        return invalid_result(error, path.stem)
+    return run_case(case, flavor)

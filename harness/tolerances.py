@@ -1,0 +1,53 @@
+"""Tolerances are data: the per-dtype defaults live here and nowhere else.
+
+An element passes when |a - b| <= atol * scale + rtol * |reference|, where scale = max(1, largest
+|reference| in that output), so outputs far above 1 (linear activations, big weights) are judged by
+their own size rather than by a fixed absolute floor.
+
+Defaults grow with the number of steps, by sqrt(timesteps): rounding errors of a recurrence add up
+over the steps roughly like a random walk. A tolerance written in the case is used exactly as given.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from harness.precision import compute_dtype
+
+# per compute dtype: (rtol, atol) for one step. About 100 units in the last place of each dtype's
+# precision for float32/float64 (activations and matmuls round several times per step), and a few
+# ulps for the 11-bit and 8-bit formats, whose every operation rounds at 5e-4 and 4e-3.
+DEFAULTS: dict[str, tuple[float, float]] = {
+    "float64": (1e-12, 1e-12),
+    "float32": (1e-5, 1e-6),
+    "float16": (1e-2, 2e-3),
+    "bfloat16": (6e-2, 1.6e-2),
+}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float
+    atol: float
+    source: str  # says where it came from, for the report
+
+    def describe(self) -> str:
+        return f"rtol={self.rtol:.3g} atol={self.atol:.3g} ({self.source})"
+
+
+def resolve(case_tolerance: dict, case_dtype: str, output: str, timesteps: int) -> Tolerance:
+    """The tolerance for one output: per-output override, else case-wide, else the dtype default."""
+    specific = case_tolerance.get(output, {})
+    general = {k: case_tolerance[k] for k in ("rtol", "atol") if k in case_tolerance}
+    rtol0, atol0 = DEFAULTS[compute_dtype(case_dtype)]
+    growth = math.sqrt(max(timesteps, 1))
+    default = {"rtol": rtol0 * growth, "atol": atol0 * growth}
+    chosen = {k: specific.get(k, general.get(k, default[k])) for k in ("rtol", "atol")}
+    if specific:
+        source = f"case tolerance.{output}"
+    elif general:
+        source = "case tolerance"
+    else:
+        source = f"{compute_dtype(case_dtype)} default x sqrt({timesteps} steps)"
+    return Tolerance(chosen["rtol"], chosen["atol"], source)
