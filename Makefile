@@ -1,0 +1,27 @@
+# The README's two commands. Both set everything up on a fresh clone: a virtualenv in .venv with the
+# bounded dependencies of pyproject.toml, re-installed when pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test setup clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Run the whole corpus and print the per-case lines and the summary.
+run: $(STAMP)
+	$(BIN)/harness run cases
+
+# The harness's own tests, then the corpus, with pytest (two workers: one per core).
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 tests cases
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,146 @@
+"""Command line: `harness run`, `harness validate`, `harness explain`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness import __version__
+from harness.discovery import DEFAULT_CASE_DIR, Entry, find_case_files, load_corpus
+from harness.errors import InvalidCase
+from harness.runner import OUTCOMES, CaseResult, invalid_result, run_case
+
+_STYLE = {"passed": "green", "failed": "red", "invalid": "magenta", "keras-error": "red", "unsupported": "yellow"}
+
+
+def _select(entries: list[Entry], keyword: str | None, tags: list[str]) -> list[Entry]:
+    chosen = []
+    for entry in entries:
+        if keyword and keyword not in entry.name:
+            continue
+        if tags and (entry.case is None or not set(tags) & set(entry.case.tags)):
+            if entry.case is not None:  # an invalid file is never filtered away silently
+                continue
+        chosen.append(entry)
+    return chosen
+
+
+def _summary(console: Console, results: list[CaseResult], seconds: float) -> None:
+    counts = Counter(r.outcome for r in results)
+    table = Table(title=f"{len(results)} cases in {seconds:.1f}s")
+    table.add_column("outcome")
+    table.add_column("cases", justify="right")
+    for outcome in OUTCOMES:
+        if counts[outcome]:
+            table.add_row(f"[{_STYLE[outcome]}]{outcome}[/]", str(counts[outcome]))
+    console.print(table)
+
+
+def cmd_run(args) -> int:
+    console = Console(highlight=False, soft_wrap=True)
+    started = time.perf_counter()
+    entries = _select(load_corpus(args.paths or [DEFAULT_CASE_DIR]), args.keyword, args.tag or [])
+    if not entries:
+        console.print("no case files found in " + ", ".join(map(str, args.paths or [DEFAULT_CASE_DIR])))
+        return 1
+    results = []
+    for entry in entries:
+        result = invalid_result(entry.error, entry.name) if entry.error else run_case(entry.case)
+        results.append(result)
+        style = _STYLE[result.outcome]
+        console.print(f"[{style}]{result.outcome.upper():<12}[/] {result.name}  [dim]{result.path}  "
+                      f"{result.duration_s:.2f}s[/]  {result.message}", markup=True)
+        if not result.ok:
+            console.print(result.details, markup=False)
+    _summary(console, results, time.perf_counter() - started)
+    if args.report_json:
+        Path(args.report_json).write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_validate(args) -> int:
+    console = Console(highlight=False, soft_wrap=True)
+    entries = load_corpus(args.paths or [DEFAULT_CASE_DIR])
+    if not entries:
+        console.print("no case files found")
+        return 1
+    for entry in entries:
+        if entry.error:
+            console.print(f"[magenta]INVALID[/] {entry.error.render()}")
+        else:
+            console.print(f"[green]VALID[/]   {entry.name}  [dim]{entry.path}[/]")
+    bad = sum(1 for e in entries if e.error)
+    console.print(f"{len(entries) - bad} valid, {bad} invalid")
+    return 1 if bad else 0
+
+
+def _find_case(spec: str):
+    path = Path(spec)
+    if path.is_file():
+        return path
+    for entry in load_corpus([DEFAULT_CASE_DIR]) if DEFAULT_CASE_DIR.is_dir() else []:
+        if entry.name == spec:
+            return entry.path
+    return None
+
+
+def cmd_explain(args) -> int:
+    from harness.errors import Unsupported
+    from harness.explain import explain_case
+    from harness.keras_runner import keras_flavor
+    from harness.loader import load_case
+
+    path = _find_case(args.case)
+    if path is None:
+        print(f"harness explain: no case file or case named {args.case!r} (names are looked up under {DEFAULT_CASE_DIR}/)",
+              file=sys.stderr)
+        return 2
+    try:
+        print(explain_case(load_case(path), args.flavor or keras_flavor()))
+    except InvalidCase as error:
+        print(error.render(), file=sys.stderr)
+        return 1
+    except Unsupported as exc:
+        print(f"unsupported: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description="Differential tests of Keras recurrent layers "
+                                     "against an independent float64 NumPy reference.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run case files or folders (default: cases/)")
+    run.add_argument("paths", nargs="*", help="case files or folders")
+    run.add_argument("-k", "--keyword", help="only cases whose name contains this text")
+    run.add_argument("--tag", action="append", help="only cases with this tag (repeatable: any of them)")
+    run.add_argument("--report-json", metavar="FILE", help="write one JSON object per case to FILE")
+    run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser("validate", help="check case files without running Keras")
+    validate.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
+    validate.set_defaults(func=cmd_validate)
+
+    explain = sub.add_parser("explain", help="print the reference's step-by-step trace of one case")
+    explain.add_argument("case", help="a case file, or the name of a case under cases/")
+    explain.add_argument("--flavor", choices=["keras3", "keras2"], help="Keras semantics (default: the installed Keras)")
+    explain.set_defaults(func=cmd_explain)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Thin pytest glue: every case file under the configured case folders becomes one test item.
+
+All the work happens in plain modules (runner, report); this file only maps them onto pytest's
+collection, markers and failure reports. Enable it with `pytest_plugins = ["harness.pytest_collect"]`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.documents import CASE_SUFFIXES
+from harness.errors import InvalidCase, Problem
+from harness.keras_runner import keras_flavor
+from harness.loader import load_case
+from harness.runner import CaseResult, invalid_result, run_case
+
+
+def pytest_addoption(parser):
+    parser.addini("harness_case_dirs", type="args", default=["cases"],
+                  help="folders (relative to rootdir) whose .yaml/.yml/.json files are harness cases")
+
+
+def _case_dirs(config) -> list[Path]:
+    return [(config.rootpath / d).resolve() for d in config.getini("harness_case_dirs")]
+
+
+def pytest_collect_file(file_path: Path, parent):
+    if file_path.suffix in CASE_SUFFIXES:
+        resolved = file_path.resolve()
+        if any(resolved.is_relative_to(d) for d in _case_dirs(parent.config)):
+            return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+class CaseFailure(Exception):
+    """Raised by a case item that did not pass; carries the harness's own explanation."""
+
+    def __init__(self, result: CaseResult):
+        super().__init__(result.message)
+        self.result = result
+
+
+class CaseFile(pytest.File):
+    def collect(self):
+        try:
+            case = load_case(self.path)
+        except InvalidCase as error:
+            yield CaseItem.from_parent(self, name=self.path.stem, case=None, error=error)
+            return
+        item = CaseItem.from_parent(self, name=case.name, case=case, error=None)
+        registered = {line.split(":")[0].strip() for line in self.config.getini("markers")}
+        for tag in case.tags:
+            if tag not in registered:  # tags are data, not typos: register them so pytest does not warn
+                self.config.addinivalue_line("markers", f"{tag}: harness case tag")
+            item.add_marker(tag)
+        yield item
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, case, error, **kwargs):
+        super().__init__(**kwargs)
+        self.case = case
+        self.error = error
+
+    def runtest(self):
+        if self.error is not None:
+            result = invalid_result(self.error, self.name)
+        else:
+            result = run_case(self.case, keras_flavor())
+        self.user_properties.append(("harness_outcome", result.outcome))
+        if not result.ok:
+            raise CaseFailure(result)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, CaseFailure):
+            return excinfo.value.result.details
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, None, f"case {self.name}"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "harness case tags: each tag of a case file is a marker of its item")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Refuse duplicate case names across the run (the later file, in path order, fails)."""
+    first: dict[str, Path] = {}
+    for item in sorted((i for i in items if isinstance(i, CaseItem) and i.case is not None), key=lambda i: str(i.path)):
+        if item.name in first:
+            item.error = InvalidCase(str(item.path), [Problem(
+                "name", f"duplicate case name {item.name!r}", found=f"also used by {first[item.name]}",
+                hint="give each case a unique `name:` (it defaults to the file stem)")])
+        else:
+            first[item.name] = item.path
