@@ -45,6 +45,7 @@ class OutputDiff:
     max_rel: float = 0.0
     verdict: str = AGREE
     max_error_ratio: float = 0.0  # largest |keras - reference| / bound: how close to the edge it ran
+    overflowed: int = 0  # elements where Keras and the rounded reference both overflowed the dtype
 
     @property
     def passed(self) -> bool:
@@ -60,7 +61,8 @@ def _bound(reference: np.ndarray, tolerance: Tolerance) -> np.ndarray:
     finite = np.abs(reference[np.isfinite(reference)])
     scale = max(1.0, float(finite.max())) if finite.size else 1.0
     with np.errstate(invalid="ignore"):
-        return tolerance.atol * scale + tolerance.rtol * np.where(np.isfinite(reference), np.abs(reference), 0.0)
+        bound = tolerance.atol * scale + tolerance.rtol * np.where(np.isfinite(reference), np.abs(reference), 0.0)
+    return np.maximum(bound, tolerance.noise_floor)
 
 
 def _odd_one(kr: bool, ke: bool, re: bool) -> str:
@@ -92,8 +94,13 @@ def _verdict(mismatches: list[Mismatch], has_expected: bool) -> str:
 
 
 def diff_output(name: str, keras: np.ndarray, reference: np.ndarray, expected: np.ndarray | None,
-                tolerance: Tolerance) -> OutputDiff:
-    """Element-wise three-way comparison of one output."""
+                tolerance: Tolerance, rounded: np.ndarray | None = None, overflow_at: float = 0.0) -> OutputDiff:
+    """Element-wise three-way comparison of one output.
+
+    `rounded` is the reference computed with the case's own rounding. Where it overflows, or either
+    reference comes within a factor of the dtype's largest value (`overflow_at`), a non-finite Keras
+    value is the dtype's range running out (the exact position depends on rounding), not a defect.
+    """
     diff = OutputDiff(output=name, tolerance=tolerance, total=int(reference.size))
     if keras.shape != reference.shape:
         diff.shape_problem = f"Keras returned shape {keras.shape}, the reference {reference.shape}"
@@ -101,6 +108,12 @@ def diff_output(name: str, keras: np.ndarray, reference: np.ndarray, expected: n
         return diff
     bound = _bound(reference, tolerance)
     kr = _close(keras, reference, bound)
+    if rounded is not None and rounded.shape == reference.shape and overflow_at:
+        with np.errstate(invalid="ignore"):
+            near_overflow = ~np.isfinite(rounded) | (np.abs(rounded) > overflow_at) | (np.abs(reference) > overflow_at)
+        overflowed = ~np.isfinite(keras) & np.isfinite(reference) & near_overflow
+        diff.overflowed = int(np.sum(overflowed))
+        kr |= overflowed
     ke = re = np.ones_like(kr)
     if expected is not None:
         ke, re = _close(keras, expected, bound), _close(reference, expected, bound)
@@ -108,7 +121,7 @@ def diff_output(name: str, keras: np.ndarray, reference: np.ndarray, expected: n
 
     with np.errstate(invalid="ignore", divide="ignore"):
         exact = (keras == reference) | (np.isnan(keras) & np.isnan(reference))
-        ratio = np.where(exact, 0.0, np.abs(keras - reference) / bound)
+        ratio = np.where(exact | (kr & ~np.isfinite(keras)), 0.0, np.abs(keras - reference) / bound)
         spread = np.abs(keras - reference)  # NaN where one side is NaN
         if expected is not None:
             spread = np.fmax(spread, np.abs(expected - reference))

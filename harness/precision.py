@@ -27,6 +27,11 @@ def numpy_dtype(name: str):
     return np.dtype(_NUMPY[name])
 
 
+def finfo(name: str):
+    """Machine limits of a dtype by name (bfloat16 included)."""
+    return ml_dtypes.finfo(_NUMPY[name]) if name == "bfloat16" else np.finfo(_NUMPY[name])
+
+
 def variable_dtype(case_dtype: str) -> str:
     return POLICIES[case_dtype][0]
 

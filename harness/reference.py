@@ -12,11 +12,14 @@ the previous output (zeros before the first unmasked step), or is zero with zero
 go_backwards reads the input from the last step to the first and returns outputs in processing order.
 
 Imports nothing from Keras or TensorFlow (a test enforces it); it never sees the Keras layer's weights.
+`rounding`, when given, rounds every intermediate to a lower precision: the same computation with the
+rounding error of that precision, used to estimate how much rounding noise a case amplifies.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -66,6 +69,7 @@ def lstm_forward(
     go_backwards: bool = False,
     zero_output_for_mask: bool = False,
     trace: bool = False,
+    rounding: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> ReferenceResult:
     """Run one LSTM layer call. x: (batch, timesteps, features); mask: (batch, timesteps) booleans."""
     x = np.asarray(x, dtype=np.float64)
@@ -75,6 +79,7 @@ def lstm_forward(
     U = np.asarray(recurrent_kernel, dtype=np.float64)
     b = np.zeros(4 * units) if bias is None else np.asarray(bias, dtype=np.float64)
     g, r = activation, recurrent_activation
+    q = rounding or (lambda a: a)
 
     h = np.zeros((batch, units)) if h0 is None else np.array(h0, dtype=np.float64)
     c = np.zeros((batch, units)) if c0 is None else np.array(c0, dtype=np.float64)
@@ -86,12 +91,12 @@ def lstm_forward(
     for step, t in enumerate(order):
         h_tm1, c_tm1 = h, c
         with np.errstate(all="ignore"):  # NaN/Inf in a case must propagate, not warn
-            z = x[:, t, :] @ W + h_tm1 @ U + b
+            z = q(q(x[:, t, :] @ W) + q(h_tm1 @ U) + b)
             z_i, z_f, z_c, z_o = np.split(z, 4, axis=1)
-            i, f, o = r(z_i), r(z_f), r(z_o)
-            c_candidate = g(z_c)
-            c_t = f * c_tm1 + i * c_candidate
-            h_t = o * g(c_t)
+            i, f, o = q(r(z_i)), q(r(z_f)), q(r(z_o))
+            c_candidate = q(g(z_c))
+            c_t = q(q(f * c_tm1) + q(i * c_candidate))
+            h_t = q(o * q(g(c_t)))
         if mask is None:
             m = None
             h, c, output = h_t, c_t, h_t

@@ -35,8 +35,12 @@ def check_supported(case: Case, flavor: str) -> None:
     get_activation(case.config.get("recurrent_activation", "sigmoid"), flavor)
 
 
-def run_reference(case: Case, flavor: str, trace: bool = False) -> list[ReferenceResult]:
-    """One ReferenceResult per call, state carried between calls as a stateful Keras layer carries it."""
+def run_reference(case: Case, flavor: str, trace: bool = False, emulate_rounding: bool = False) -> list[ReferenceResult]:
+    """One ReferenceResult per call, state carried between calls as a stateful Keras layer carries it.
+
+    With emulate_rounding, every intermediate is rounded to the case's compute dtype: the difference
+    from the exact run estimates the rounding noise this case amplifies.
+    """
     check_supported(case, flavor)
     activation = get_activation(case.config.get("activation", "tanh"), flavor)
     recurrent_activation = get_activation(case.config.get("recurrent_activation", "sigmoid"), flavor)
@@ -44,6 +48,8 @@ def run_reference(case: Case, flavor: str, trace: bool = False) -> list[Referenc
     recurrent_kernel = precision.weight_as_computed(case.weights["recurrent_kernel"], case.dtype)
     bias = precision.weight_as_computed(case.weights["bias"], case.dtype) if case.use_bias else None
     batch, units = case.calls[0].input.shape[0], case.units
+    compute = precision.compute_dtype(case.dtype)
+    rounding = (lambda a: precision.round_to(a, compute).astype(np.float64)) if emulate_rounding else None
 
     results = []
     h = c = np.zeros((batch, units))
@@ -57,6 +63,7 @@ def run_reference(case: Case, flavor: str, trace: bool = False) -> list[Referenc
             activation=activation, recurrent_activation=recurrent_activation, h0=h, c0=c, mask=call.mask,
             go_backwards=case.config.get("go_backwards", False),
             zero_output_for_mask=case.config.get("zero_output_for_mask", False), trace=trace,
+            rounding=rounding,
         )
         h, c = result.h, result.c
         results.append(result)

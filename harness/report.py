@@ -112,6 +112,10 @@ def case_report(case: Case, diffs: list[tuple[int, OutputDiff]], flavor: str) ->
     failing = [(n, d) for n, d in diffs if not d.passed]
     status = "FAILED" if failing else "PASSED"
     lines = [f"{status} {case.name} ({case.path})", f"  {_config_line(case)}; reference semantics: {flavor}"]
+    overflowed = sum(d.overflowed for _, d in diffs)
+    if overflowed:
+        lines.append(f"  note: {overflowed} elements overflowed {compute_dtype(case.dtype)} in Keras and in the "
+                     "rounded reference alike; accepted as the dtype's range, not a defect")
     if not failing:
         lines.append(f"  {summary_line(case, diffs)}")
     for call, diff in failing:

@@ -6,14 +6,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from harness import report
 from harness.case import Case
 from harness.compare import OutputDiff, diff_output
 from harness.errors import InvalidCase, KerasFailure, Unsupported
 from harness.keras_runner import keras_flavor, run_keras
 from harness.loader import load_case
+from harness.precision import compute_dtype, finfo
 from harness.reference_runner import reference_outputs, run_reference
-from harness.tolerances import resolve
+from harness.tolerances import NOISE_SAFETY, resolve
 
 OUTCOMES = ("passed", "failed", "invalid", "keras-error", "unsupported")
 
@@ -48,18 +51,32 @@ class CaseResult:
         }
 
 
-def compare_case(case: Case, keras_calls: list[dict], reference_calls: list) -> list[tuple[int, OutputDiff]]:
-    """Diff every compared output of every call."""
+def _noise(exact: np.ndarray, rounded: np.ndarray) -> float:
+    """Largest rounding noise over the elements where both runs are finite."""
+    both = np.isfinite(exact) & np.isfinite(rounded)
+    return float(np.max(np.abs(exact - rounded)[both], initial=0.0))
+
+
+def compare_case(case: Case, keras_calls: list[dict], reference_calls: list,
+                 rounded_calls: list | None = None) -> list[tuple[int, OutputDiff]]:
+    """Diff every compared output of every call; `rounded_calls` (the reference with emulated
+    rounding) sets the noise floor of default tolerances."""
     diffs = []
-    for number, (call, keras_out, ref_result) in enumerate(zip(case.calls, keras_calls, reference_calls), start=1):
+    rounded_calls = rounded_calls or [None] * len(case.calls)
+    overflow_at = float(finfo(compute_dtype(case.dtype)).max) / NOISE_SAFETY
+    for number, (call, keras_out, ref_result, rounded) in enumerate(
+            zip(case.calls, keras_calls, reference_calls, rounded_calls), start=1):
         ref_out = reference_outputs(case, ref_result)
+        rounded_out = reference_outputs(case, rounded) if rounded is not None else None
         steps = call.input.shape[1]
         for name in case.compared_outputs():
             expected = call.expected.get(name)
             if expected is None and name == "output" and "h" in call.expected and not case.config.get("zero_output_for_mask"):
                 expected = call.expected["h"]  # the last output is the final h unless masked steps output zeros
-            tolerance = resolve(case.tolerance, case.dtype, name, steps)
-            diffs.append((number, diff_output(name, keras_out[name], ref_out[name], expected, tolerance)))
+            noise = _noise(ref_out[name], rounded_out[name]) if rounded_out else 0.0
+            tolerance = resolve(case.tolerance, case.dtype, name, steps, noise)
+            diffs.append((number, diff_output(name, keras_out[name], ref_out[name], expected, tolerance,
+                                              rounded_out[name] if rounded_out else None, overflow_at)))
     return diffs
 
 
@@ -70,6 +87,7 @@ def run_case(case: Case, flavor: str | None = None) -> CaseResult:
     shown = str(case.path)
     try:
         reference_calls = run_reference(case, flavor)
+        rounded_calls = run_reference(case, flavor, emulate_rounding=True) if compute_dtype(case.dtype) != "float64" else None
     except Unsupported as exc:
         return CaseResult(case.name, shown, "unsupported", str(exc), f"UNSUPPORTED {case.name} ({shown}): {exc}",
                           duration_s=time.perf_counter() - started)
@@ -78,7 +96,7 @@ def run_case(case: Case, flavor: str | None = None) -> CaseResult:
     except KerasFailure as exc:
         return CaseResult(case.name, shown, "keras-error", str(exc), f"KERAS-ERROR {case.name} ({shown}): {exc}",
                           duration_s=time.perf_counter() - started)
-    diffs = compare_case(case, keras_calls, reference_calls)
+    diffs = compare_case(case, keras_calls, reference_calls, rounded_calls)
     failed = [(n, d) for n, d in diffs if not d.passed]
     outcome = "failed" if failed else "passed"
     return CaseResult(case.name, shown, outcome, report.summary_line(case, diffs),
