@@ -54,9 +54,9 @@ def _schema_problems(doc: Any) -> list[Problem]:
     schema = case_schema()
     validator = jsonschema.Draft7Validator(schema)
     problems = []
-    for error in sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path]):
+    for error in validator.iter_errors(doc):
         problems.extend(_translate(jsonschema.exceptions.best_match([error]), schema))
-    return problems
+    return sorted(problems, key=lambda p: p.field)  # deterministic, in document-path order
 
 
 def _translate(error: jsonschema.ValidationError, schema: dict) -> list[Problem]:
