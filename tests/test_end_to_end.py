@@ -1,0 +1,135 @@
+"""End to end: pytest collection (pytester, in subprocesses: a second in-process run aborts inside
+TensorFlow) and the CLI, with a correct case that passes and a
+perturbed one that fails, a broken file that fails alone, and Keras errors and unsupported cases."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from harness.cli import main
+from harness.runner import run_path
+
+WRONG_HAND = ("name: seed-linear-gates", "name: seed-mistaken-hand-value"), ("  h: [[0, 4, 0]]", "  h: [[0, 4, 1]]")
+
+
+def wrong_hand(seed_text: str) -> str:
+    for old, new in WRONG_HAND:
+        assert old in seed_text
+        seed_text = seed_text.replace(old, new)
+    return seed_text
+
+
+@pytest.fixture
+def corpus(pytester, seed_text):
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_collect"]')
+    pytester.makeini("[pytest]\nharness_case_dirs = cases\n")
+    cases = pytester.mkdir("cases")
+    (cases / "seed.yaml").write_text(seed_text)
+    (cases / "wrong.yaml").write_text(wrong_hand(seed_text))
+    (cases / "broken.yaml").write_text("config: {units: 3}\ninput: [[[1, 0]]\n")
+    (pytester.path / "not-a-case.yaml").write_text("this: is outside cases/")
+    return pytester
+
+
+def test_pytest_passes_the_seed_and_fails_the_mistaken_hand_value(corpus):
+    result = corpus.runpytest_subprocess("-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=1, failed=2)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(["cases/broken.yaml::broken FAILED*", "cases/seed.yaml::seed-linear-gates PASSED*",
+                                 "cases/wrong.yaml::seed-mistaken-hand-value FAILED*"])
+    assert "the hand value disagrees with both Keras and the reference" in out
+    result.stdout.fnmatch_lines(["*h: 1 of 3 elements mismatched*", "*[[]0, 2[]]*0*0*1*expected*"])
+    assert "broken.yaml:3: YAML syntax error: expected ',' or ']'" in out
+
+
+def test_tags_become_markers(corpus):
+    result = corpus.runpytest_subprocess("-p", "no:cacheprovider", "-m", "seed", "-W", "error::pytest.PytestUnknownMarkWarning")
+    result.assert_outcomes(passed=1, failed=1)  # the two seed-tagged cases; the broken file has no tags
+
+
+def test_junitxml_carries_the_failure_text(corpus):
+    corpus.runpytest_subprocess("-p", "no:cacheprovider", "--junitxml=report.xml")
+    tree = ET.parse(corpus.path / "report.xml")
+    failures = {tc.get("name"): tc.find("failure") for tc in tree.iter("testcase")}
+    assert failures["seed-linear-gates"] is None
+    text = failures["seed-mistaken-hand-value"].text
+    assert "h[batch, unit]" in text and "odd one out" in text
+
+
+def test_xdist_gives_the_same_outcomes(corpus):
+    result = corpus.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=1, failed=2)
+
+
+def test_duplicate_names_fail_the_later_file(pytester, seed_text):
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_collect"]')
+    pytester.makeini("[pytest]\nharness_case_dirs = cases\n")
+    cases = pytester.mkdir("cases")
+    (cases / "a.yaml").write_text(seed_text)
+    (cases / "b.yaml").write_text(seed_text)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*b.yaml*name: duplicate case name 'seed-linear-gates'*", "*also used by*a.yaml*"])
+
+
+def test_cli_run_exit_codes_and_json_report(tmp_path, seed_text, capsys):
+    (tmp_path / "seed.yaml").write_text(seed_text)
+    assert main(["run", str(tmp_path / "seed.yaml")]) == 0
+    (tmp_path / "wrong.yaml").write_text(wrong_hand(seed_text))
+    (tmp_path / "broken.json").write_text("{")
+    report = tmp_path / "report.json"
+    assert main(["run", str(tmp_path), "--report-json", str(report)]) == 1
+    rows = {row["case"]: row for row in json.loads(report.read_text())}
+    assert {name: row["outcome"] for name, row in rows.items()} == {
+        "seed-linear-gates": "passed", "seed-mistaken-hand-value": "failed", "broken": "invalid"}
+    assert rows["seed-mistaken-hand-value"]["path"].endswith("wrong.yaml")
+    assert "hand value disagrees" in rows["seed-mistaken-hand-value"]["message"]
+    assert "JSON syntax error" in rows["broken"]["details"]
+    out = capsys.readouterr().out
+    assert "3 cases" in out and "invalid" in out
+
+
+def test_cli_validate_does_not_need_keras(tmp_path, seed_text, capsys):
+    (tmp_path / "seed.yaml").write_text(seed_text)
+    assert main(["validate", str(tmp_path)]) == 0
+    (tmp_path / "bad.yaml").write_text(seed_text.replace("units: 3", "units: three"))
+    assert main(["validate", str(tmp_path)]) == 1
+    assert "config.units: wrong type" in capsys.readouterr().out
+
+
+def test_cli_explain_prints_each_step(capsys):
+    assert main(["explain", "seed-linear-gates"]) == 0
+    out = capsys.readouterr().out
+    assert "z  = i [5, 2, 1] | f [1, 1, 0] | c [0, 2, 1] | o [2, 1, 0]" in out
+    assert "h  = [0, 4, 0]" in out and "c  = [0, 4, 1]" in out
+
+
+def test_keras_error_is_an_outcome_with_keras_message(write_case, seed_text):
+    result = run_path(write_case(seed_text.replace("use_bias: true", "use_bias: true\n  kernel_initializer: no_such_initializer")))
+    assert result.outcome == "keras-error"
+    assert "Keras raised ValueError while building the layer" in result.message and "no_such_initializer" in result.message
+
+
+def test_unsupported_is_an_outcome_never_ignored(write_case, seed_text):
+    assert run_path(write_case(seed_text.replace("config:", "layer: GRU\nconfig:"))).outcome == "unsupported"
+    result = run_path(write_case(seed_text.replace("activation: null\n", "activation: sparsemax\n", 1)))
+    assert result.outcome == "unsupported" and "sparsemax" in result.message
+
+
+def test_a_perturbed_keras_is_caught(monkeypatch, seed_text, write_case):
+    """The harness must be able to fail: scale Keras's h by 1 + 1e-4 and the float32 seed case fails."""
+    from harness import keras_runner
+
+    real = keras_runner.run_keras
+
+    def perturbed(case):
+        calls = real(case)
+        for outputs in calls:
+            outputs["h"] = outputs["h"] * (1 + 1e-4)
+        return calls
+
+    monkeypatch.setattr("harness.runner.run_keras", perturbed)
+    result = run_path(write_case(seed_text))
+    assert result.outcome == "failed"
+    assert "Keras disagrees with both the reference and the hand value" in result.details
