@@ -10,6 +10,19 @@ import numpy as np
 OUTPUT_NAMES = ("sequences", "output", "h", "c")
 
 
+def compared_outputs(config: dict) -> tuple[str, ...]:
+    """Which outputs Keras returns for this layer config, hence which are compared."""
+    return_sequences = config.get("return_sequences", False)
+    return_state = config.get("return_state", False)
+    names = ["sequences"] if return_sequences else []
+    if return_state and not return_sequences:
+        names.append("output")  # returned beside h; differs from h with zero_output_for_mask
+    names.append("h")  # the returned state, or the last output when states are not returned
+    if return_state:
+        names.append("c")
+    return tuple(names)
+
+
 @dataclass(frozen=True)
 class Call:
     """One call of the layer: input (batch, timesteps, features) and what goes with it."""
@@ -57,11 +70,4 @@ class Case:
         return self.config.get("stateful", False)
 
     def compared_outputs(self) -> tuple[str, ...]:
-        """Which outputs Keras returns for this config, hence which are compared."""
-        names = ["sequences"] if self.return_sequences else []
-        if self.return_state and not self.return_sequences:
-            names.append("output")  # returned beside h; differs from h with zero_output_for_mask
-        names.append("h")  # the returned state, or the last output when states are not returned
-        if self.return_state:
-            names.append("c")
-        return tuple(names)
+        return compared_outputs(self.config)

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness import __version__
-from harness.discovery import DEFAULT_CASE_DIR, Entry, find_case_files, load_corpus
+from harness.discovery import DEFAULT_CASE_DIR, Entry, load_corpus
 from harness.errors import InvalidCase
 from harness.runner import OUTCOMES, CaseResult, invalid_result, run_case
 

@@ -18,7 +18,7 @@ import jsonschema
 import numpy as np
 
 from harness import random_arrays
-from harness.case import Call, Case
+from harness.case import OUTPUT_NAMES, Call, Case, compared_outputs
 from harness.documents import field_line, read_document
 from harness.errors import InvalidCase, Problem
 
@@ -259,8 +259,8 @@ def _build(doc: dict, path: Path) -> Case:
         weights["bias"] = arrays.numbers(doc["weights"]["bias"], ["weights", "bias"], (4 * units,), f"(4*units={4 * units})")
 
     tolerance = doc.get("tolerance", {})
-    compared = ["sequences"] * return_sequences + ["output"] * (return_state and not return_sequences) + ["h"] + ["c"] * return_state
-    for name in ("sequences", "output", "h", "c"):
+    compared = compared_outputs(config)
+    for name in OUTPUT_NAMES:
         if name in tolerance and name not in compared:
             problems.append(Problem(f"tolerance.{name}", f"this config does not return `{name}`",
                                     expected=f"per-output tolerances for: {', '.join(compared)}"))
