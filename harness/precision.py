@@ -55,3 +55,16 @@ def weight_as_computed(array: np.ndarray, case_dtype: str) -> np.ndarray:
 def input_as_computed(array: np.ndarray, case_dtype: str) -> np.ndarray:
     """Float64 copy of an input or state as Keras computes with it."""
     return round_to(array, compute_dtype(case_dtype)).astype(np.float64)
+
+
+def emulation_dtype(case_dtype: str) -> str:
+    """The dtype whose rounding is emulated to measure a case's rounding noise. Rounding to float64 in
+    float64 would measure nothing, so float64 cases emulate float32 and scale the noise down."""
+    compute = compute_dtype(case_dtype)
+    return "float32" if compute == "float64" else compute
+
+
+def emulation_scale(case_dtype: str) -> float:
+    """Factor from emulated noise to the case's own: the ratio of unit roundoffs (1 unless float64)."""
+    emulated = emulation_dtype(case_dtype)
+    return float(finfo(compute_dtype(case_dtype)).eps / finfo(emulated).eps)

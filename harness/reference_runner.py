@@ -38,8 +38,9 @@ def check_supported(case: Case, flavor: str) -> None:
 def run_reference(case: Case, flavor: str, trace: bool = False, emulate_rounding: bool = False) -> list[ReferenceResult]:
     """One ReferenceResult per call, state carried between calls as a stateful Keras layer carries it.
 
-    With emulate_rounding, every intermediate is rounded to the case's compute dtype: the difference
-    from the exact run estimates the rounding noise this case amplifies.
+    With emulate_rounding, every intermediate is rounded to the case's compute dtype (float32 for float64
+    cases, see precision.emulation_dtype): the difference from the exact run estimates the rounding
+    noise this case amplifies.
     """
     check_supported(case, flavor)
     activation = get_activation(case.config.get("activation", "tanh"), flavor)
@@ -48,8 +49,8 @@ def run_reference(case: Case, flavor: str, trace: bool = False, emulate_rounding
     recurrent_kernel = precision.weight_as_computed(case.weights["recurrent_kernel"], case.dtype)
     bias = precision.weight_as_computed(case.weights["bias"], case.dtype) if case.use_bias else None
     batch, units = case.calls[0].input.shape[0], case.units
-    compute = precision.compute_dtype(case.dtype)
-    rounding = (lambda a: precision.round_to(a, compute).astype(np.float64)) if emulate_rounding else None
+    emulated = precision.emulation_dtype(case.dtype)
+    rounding = (lambda a: precision.round_to(a, emulated).astype(np.float64)) if emulate_rounding else None
 
     results = []
     h = c = np.zeros((batch, units))

@@ -14,7 +14,7 @@ from harness.compare import OutputDiff, diff_output
 from harness.errors import InvalidCase, KerasFailure, Unsupported
 from harness.keras_runner import keras_flavor, run_keras
 from harness.loader import load_case
-from harness.precision import compute_dtype, finfo
+from harness.precision import compute_dtype, emulation_scale, finfo
 from harness.reference_runner import reference_outputs, run_reference
 from harness.tolerances import NOISE_SAFETY, resolve
 
@@ -64,6 +64,7 @@ def compare_case(case: Case, keras_calls: list[dict], reference_calls: list,
     diffs = []
     rounded_calls = rounded_calls or [None] * len(case.calls)
     overflow_at = float(finfo(compute_dtype(case.dtype)).max) / NOISE_SAFETY
+    noise_scale = emulation_scale(case.dtype)
     for number, (call, keras_out, ref_result, rounded) in enumerate(
             zip(case.calls, keras_calls, reference_calls, rounded_calls), start=1):
         ref_out = reference_outputs(case, ref_result)
@@ -73,10 +74,11 @@ def compare_case(case: Case, keras_calls: list[dict], reference_calls: list,
             expected = call.expected.get(name)
             if expected is None and name == "output" and "h" in call.expected and not case.config.get("zero_output_for_mask"):
                 expected = call.expected["h"]  # the last output is the final h unless masked steps output zeros
-            noise = _noise(ref_out[name], rounded_out[name]) if rounded_out else 0.0
+            noise = _noise(ref_out[name], rounded_out[name]) * noise_scale if rounded_out else 0.0
             tolerance = resolve(case.tolerance, case.dtype, name, steps, noise)
             diffs.append((number, diff_output(name, keras_out[name], ref_out[name], expected, tolerance,
-                                              rounded_out[name] if rounded_out else None, overflow_at)))
+                                              rounded_out[name] if rounded_out and noise_scale == 1 else None,
+                                              overflow_at)))
     return diffs
 
 
@@ -87,7 +89,7 @@ def run_case(case: Case, flavor: str | None = None) -> CaseResult:
     shown = str(case.path)
     try:
         reference_calls = run_reference(case, flavor)
-        rounded_calls = run_reference(case, flavor, emulate_rounding=True) if compute_dtype(case.dtype) != "float64" else None
+        rounded_calls = run_reference(case, flavor, emulate_rounding=True)
     except Unsupported as exc:
         return CaseResult(case.name, shown, "unsupported", str(exc), f"UNSUPPORTED {case.name} ({shown}): {exc}",
                           duration_s=time.perf_counter() - started)
