@@ -94,12 +94,12 @@ def _verdict(mismatches: list[Mismatch], has_expected: bool) -> str:
 
 
 def diff_output(name: str, keras: np.ndarray, reference: np.ndarray, expected: np.ndarray | None,
-                tolerance: Tolerance, rounded: np.ndarray | None = None, overflow_at: float = 0.0) -> OutputDiff:
+                tolerance: Tolerance, overflow_rows: np.ndarray | None = None) -> OutputDiff:
     """Element-wise three-way comparison of one output.
 
-    `rounded` is the reference computed with the case's own rounding. In a batch row where it overflows,
-    or either reference comes within a factor of the dtype's largest value (`overflow_at`), a non-finite
-    Keras value is the dtype's range running out (the exact position depends on rounding), not a defect.
+    `overflow_rows` flags the batch rows where the case runs out of its dtype's range (see
+    runner.overflow_rows): there a non-finite Keras value is that overflow, whose exact position depends
+    on rounding, not a defect. Rows are independent; within one, inf - inf and 0 * inf spread NaN.
     """
     diff = OutputDiff(output=name, tolerance=tolerance, total=int(reference.size))
     if keras.shape != reference.shape:
@@ -108,13 +108,9 @@ def diff_output(name: str, keras: np.ndarray, reference: np.ndarray, expected: n
         return diff
     bound = _bound(reference, tolerance)
     kr = _close(keras, reference, bound)
-    if rounded is not None and rounded.shape == reference.shape and overflow_at:
-        with np.errstate(invalid="ignore"):
-            near_overflow = ~np.isfinite(rounded) | (np.abs(rounded) > overflow_at) | (np.abs(reference) > overflow_at)
-        # Batch rows are independent; once a row overflows, inf - inf and 0 * inf spread NaN through it.
-        near_overflow = np.broadcast_to(near_overflow.reshape(len(near_overflow), -1).any(axis=1).reshape(
-            (-1,) + (1,) * (near_overflow.ndim - 1)), near_overflow.shape)
-        overflowed = ~np.isfinite(keras) & np.isfinite(reference) & near_overflow
+    if overflow_rows is not None:
+        rows = np.asarray(overflow_rows, dtype=bool).reshape((-1,) + (1,) * (reference.ndim - 1))
+        overflowed = ~np.isfinite(keras) & np.isfinite(reference) & rows
         diff.overflowed = int(np.sum(overflowed))
         kr |= overflowed
     ke = re = np.ones_like(kr)

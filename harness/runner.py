@@ -57,18 +57,35 @@ def _noise(exact: np.ndarray, rounded: np.ndarray) -> float:
     return float(np.max(np.abs(exact - rounded)[both], initial=0.0))
 
 
+def overflow_rows(exact, rounded, case: Case) -> np.ndarray | None:
+    """Batch rows where the case leaves its dtype's range: the reference rerun with the case's rounding
+    overflows, or either run comes within NOISE_SAFETY of the dtype's largest value, in any of h, c or
+    the outputs. None for float64 cases (their rounding is only emulated in float32)."""
+    if emulation_scale(case.dtype) != 1 or rounded is None:
+        return None
+    limit = float(finfo(compute_dtype(case.dtype)).max) / NOISE_SAFETY
+    batch = exact.h.shape[0]
+    rows = np.zeros(batch, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for result in (exact, rounded):
+            for values in (result.sequences, result.h, result.c):
+                flat = values.reshape(batch, -1)
+                rows |= (~np.isfinite(flat) | (np.abs(flat) > limit)).any(axis=1) if flat.size else False
+    return rows
+
+
 def compare_case(case: Case, keras_calls: list[dict], reference_calls: list,
                  rounded_calls: list | None = None) -> list[tuple[int, OutputDiff]]:
     """Diff every compared output of every call; `rounded_calls` (the reference with emulated
     rounding) sets the noise floor of default tolerances."""
     diffs = []
     rounded_calls = rounded_calls or [None] * len(case.calls)
-    overflow_at = float(finfo(compute_dtype(case.dtype)).max) / NOISE_SAFETY
     noise_scale = emulation_scale(case.dtype)
     for number, (call, keras_out, ref_result, rounded) in enumerate(
             zip(case.calls, keras_calls, reference_calls, rounded_calls), start=1):
         ref_out = reference_outputs(case, ref_result)
         rounded_out = reference_outputs(case, rounded) if rounded is not None else None
+        rows = overflow_rows(ref_result, rounded, case)
         steps = call.input.shape[1]
         for name in case.compared_outputs():
             expected = call.expected.get(name)
@@ -76,9 +93,7 @@ def compare_case(case: Case, keras_calls: list[dict], reference_calls: list,
                 expected = call.expected["h"]  # the last output is the final h unless masked steps output zeros
             noise = _noise(ref_out[name], rounded_out[name]) * noise_scale if rounded_out else 0.0
             tolerance = resolve(case.tolerance, case.dtype, name, steps, noise)
-            diffs.append((number, diff_output(name, keras_out[name], ref_out[name], expected, tolerance,
-                                              rounded_out[name] if rounded_out and noise_scale == 1 else None,
-                                              overflow_at)))
+            diffs.append((number, diff_output(name, keras_out[name], ref_out[name], expected, tolerance, rows)))
     return diffs
 
 

@@ -133,3 +133,16 @@ def test_a_perturbed_keras_is_caught(monkeypatch, seed_text, write_case):
     result = run_path(write_case(seed_text))
     assert result.outcome == "failed"
     assert "Keras disagrees with both the reference and the hand value" in result.details
+
+
+def test_float16_overflow_is_accepted_and_said(write_case):
+    # linear gates, x = 300: c = i * c~ = 300 * 300 = 90000 > 65504, the largest float16
+    text = ("config: {units: 1, activation: null, recurrent_activation: null, use_bias: false, return_state: true}\n"
+            "dtype: float16\ninput: [[[300]]]\n"
+            "weights: {kernel: [[1, 1, 1, 1]], recurrent_kernel: [[0, 0, 0, 0]]}\n")
+    result = run_path(write_case(text))
+    assert result.outcome == "passed", result.details
+    assert "overflowed float16 in Keras and in the rounded reference alike" in result.details
+    # the same case in float32 does not overflow, and Keras must match the reference exactly
+    result = run_path(write_case(text.replace("float16", "float32"), "f32.yaml"))
+    assert result.outcome == "passed" and "overflowed" not in result.details
