@@ -48,6 +48,7 @@ class Case:
     description: str = ""
     tags: tuple[str, ...] = ()
     tolerance: dict = field(default_factory=dict)  # as written: {rtol, atol, <output>: {rtol, atol}}
+    known_failure: dict | None = None  # {reason, upstream?}: a known defect of what is under test
 
     @property
     def units(self) -> int:

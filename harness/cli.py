@@ -17,7 +17,8 @@ from harness.discovery import DEFAULT_CASE_DIR, Entry, load_corpus
 from harness.errors import InvalidCase
 from harness.runner import OUTCOMES, CaseResult, invalid_result, run_case
 
-_STYLE = {"passed": "green", "failed": "red", "invalid": "magenta", "keras-error": "red", "unsupported": "yellow"}
+_STYLE = {"passed": "green", "failed": "red", "invalid": "magenta", "keras-error": "red", "unsupported": "yellow",
+          "xfailed": "cyan", "xpassed": "yellow"}
 
 
 def _select(entries: list[Entry], keyword: str | None, tags: list[str]) -> list[Entry]:
@@ -57,7 +58,7 @@ def cmd_run(args) -> int:
         style = _STYLE[result.outcome]
         console.print(f"[{style}]{result.outcome.upper():<12}[/] {result.name}  [dim]{result.path}  "
                       f"{result.duration_s:.2f}s[/]  {result.message}", markup=True)
-        if not result.ok:
+        if result.outcome not in ("passed", "xfailed"):
             console.print(result.details, markup=False)
     _summary(console, results, time.perf_counter() - started)
     if args.report_json:

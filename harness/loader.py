@@ -270,7 +270,7 @@ def _build(doc: dict, path: Path) -> Case:
     return Case(
         name=doc.get("name", path.stem), path=path, config=dict(config), dtype=doc.get("dtype", "float32"),
         weights=weights, calls=calls, layer=doc.get("layer", "LSTM"), description=doc.get("description", ""),
-        tags=tuple(doc.get("tags", ())), tolerance=tolerance,
+        tags=tuple(doc.get("tags", ())), tolerance=tolerance, known_failure=doc.get("known_failure"),
     )
 
 

@@ -55,6 +55,8 @@ class CaseFile(pytest.File):
             if tag not in registered:  # tags are data, not typos: register them so pytest does not warn
                 self.config.addinivalue_line("markers", f"{tag}: harness case tag")
             item.add_marker(tag)
+        if case.known_failure:  # pytest reports XFAIL while it fails, XPASS once it is fixed
+            item.add_marker(pytest.mark.xfail(reason=case.known_failure["reason"], raises=CaseFailure, strict=False))
         yield item
 
 
@@ -70,7 +72,7 @@ class CaseItem(pytest.Item):
         else:
             result = run_case(self.case, keras_flavor())
         self.user_properties.append(("harness_outcome", result.outcome))
-        if not result.ok:
+        if result.outcome not in ("passed", "xpassed"):  # an xfailed case raises; its xfail marker reports it
             raise CaseFailure(result)
 
     def repr_failure(self, excinfo, style=None):
