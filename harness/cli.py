@@ -82,6 +82,52 @@ def cmd_validate(args) -> int:
     return 1 if bad else 0
 
 
+def cmd_coverage(args) -> int:
+    from harness.coverage import MASK_PATTERNS, build_map
+    from harness.keras_runner import keras_flavor
+
+    entries = load_corpus(args.paths or [DEFAULT_CASE_DIR])
+    coverage = build_map([e.case for e in entries if e.case], keras_flavor(),
+                         [str(e.path) for e in entries if e.error])
+    if args.json:
+        print(json.dumps(coverage.to_json(), indent=2))
+        return 0
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(f"{coverage.cases} cases" + (f", {len(coverage.invalid)} invalid files not counted" if coverage.invalid else ""))
+    table = Table(title="configuration dimensions: cases covering each value")
+    table.add_column("dimension")
+    table.add_column("value: cases")
+    table.add_column("uncovered")
+    for dim, values in coverage.required.items():
+        counts = coverage.dimensions[dim]
+        missing = [v for v in values if not counts[v]]
+        table.add_row(dim, ", ".join(f"{v}: {counts[v]}" for v in values if counts[v]),
+                      f"[red]{', '.join(missing)}[/]" if missing else "-")
+    console.print(table)
+    masks = Table(title="mask pattern x go_backwards x return_sequences: cases")
+    masks.add_column("mask pattern")
+    for gb in ("false", "true"):
+        for rs in ("false", "true"):
+            masks.add_column(f"go_backwards={gb}\nreturn_sequences={rs}", justify="right")
+    grid = coverage.mask_table()
+    for pattern in MASK_PATTERNS:
+        masks.add_row(pattern, *[str(grid[(pattern, gb, rs)]) if grid[(pattern, gb, rs)] else "[red]0[/]"
+                                 for gb in ("false", "true") for rs in ("false", "true")])
+    console.print(masks)
+    pairs = coverage.uncovered_activation_pairs()
+    total = len(coverage.required["activation"]) ** 2
+    console.print(f"activation x recurrent_activation: {total - len(pairs)} of {total} pairs covered; uncovered:")
+    by_activation: dict[str, list[str]] = {}
+    for a, r in pairs:
+        by_activation.setdefault(a, []).append(r)
+    for a, rs in by_activation.items():
+        console.print(f"  activation={a}: recurrent_activation " + ", ".join(rs))
+    uncovered = coverage.uncovered()
+    console.print("every dimension value is covered" if not uncovered else
+                  "uncovered values: " + "; ".join(f"{d}: {', '.join(v)}" for d, v in uncovered.items()))
+    return 0
+
+
 def _find_case(spec: str):
     path = Path(spec)
     if path.is_file():
@@ -130,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check case files without running Keras")
     validate.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
     validate.set_defaults(func=cmd_validate)
+
+    coverage = sub.add_parser("coverage", help="which configurations the case files cover (no Keras)")
+    coverage.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
+    coverage.add_argument("--json", action="store_true", help="print the map as JSON")
+    coverage.set_defaults(func=cmd_coverage)
 
     explain = sub.add_parser("explain", help="print the reference's step-by-step trace of one case")
     explain.add_argument("case", help="a case file, or the name of a case under cases/")

@@ -56,7 +56,7 @@ class CaseResult:
 def _noise(exact: np.ndarray, rounded: np.ndarray) -> float:
     """Largest rounding noise over the elements where both runs are finite."""
     both = np.isfinite(exact) & np.isfinite(rounded)
-    return float(np.max(np.abs(exact - rounded)[both], initial=0.0))
+    return float(np.max(np.abs(exact[both] - rounded[both]), initial=0.0))
 
 
 def overflow_rows(exact, rounded, case: Case) -> np.ndarray | None:
