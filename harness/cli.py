@@ -128,6 +128,33 @@ def cmd_coverage(args) -> int:
     return 0
 
 
+def cmd_selftest(args) -> int:
+    from harness.faults import FAULTS
+    from harness.selftest import baseline, run_fault, smallest_caught_perturbation
+
+    console = Console(highlight=False, soft_wrap=True)
+    entries = load_corpus(args.paths or [DEFAULT_CASE_DIR])
+    cases = [e.case for e in entries if e.case]
+    faults = [f for f in FAULTS if not args.fault or f.name in args.fault]
+    witnesses = baseline(cases)
+    console.print(f"{len(witnesses)} of {len(cases)} cases pass against the installed Keras and can witness a fault")
+    escaped = 0
+    for fault in faults:
+        result = run_fault(fault, witnesses, stop_at=None if args.all_witnesses else 1)
+        if result.caught:
+            shown = ", ".join(result.failing[:3]) + (" ..." if len(result.failing) > 3 else "")
+            count = f"{len(result.failing)} cases" if args.all_witnesses else "first"
+            console.print(f"[green]CAUGHT [/] {fault.name:<40} {fault.description}  ({count}: {shown})")
+        else:
+            escaped += 1
+            console.print(f"[red]ESCAPED[/] {fault.name:<40} {fault.description}")
+    console.print(f"faults caught: {len(faults) - escaped} / {len(faults)}")
+    if args.perturbation:
+        for dtype, eps in smallest_caught_perturbation(witnesses).items():
+            console.print(f"smallest caught h perturbation, {dtype}: " + (f"{eps:g}" if eps else "none of 1e-1 .. 1e-12"))
+    return 1 if escaped else 0
+
+
 def _find_case(spec: str):
     path = Path(spec)
     if path.is_file():
@@ -181,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     coverage.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
     coverage.add_argument("--json", action="store_true", help="print the map as JSON")
     coverage.set_defaults(func=cmd_coverage)
+
+    selftest = sub.add_parser("selftest", help="run the corpus against deliberately broken Keras LSTMs")
+    selftest.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
+    selftest.add_argument("--fault", action="append", help="only this fault (repeatable)")
+    selftest.add_argument("--all-witnesses", action="store_true", help="run every case per fault, not only until one fails")
+    selftest.add_argument("--perturbation", action="store_true", help="also find the smallest caught h * (1 + eps) per dtype")
+    selftest.set_defaults(func=cmd_selftest)
 
     explain = sub.add_parser("explain", help="print the reference's step-by-step trace of one case")
     explain.add_argument("case", help="a case file, or the name of a case under cases/")

@@ -68,3 +68,20 @@ def emulation_scale(case_dtype: str) -> float:
     """Factor from emulated noise to the case's own: the ratio of unit roundoffs (1 unless float64)."""
     emulated = emulation_dtype(case_dtype)
     return float(finfo(compute_dtype(case_dtype)).eps / finfo(emulated).eps)
+
+
+def emulated_rounding(case_dtype: str, sample: int):
+    """A function rounding float64 arrays to the case's emulation dtype: to nearest for sample 0, and
+    for sample k > 0 after a seeded relative jitter of up to half a unit roundoff (another noise draw)."""
+    emulated = emulation_dtype(case_dtype)
+    if sample == 0:
+        return lambda a: round_to(a, emulated).astype(np.float64)
+    generator = np.random.Generator(np.random.PCG64(sample))
+    half_u = float(finfo(emulated).eps) / 4.0  # eps is 2u; jitter within +-u/2
+
+    def jittered(a):
+        a = np.asarray(a, dtype=np.float64)
+        factor = 1.0 + half_u * (2.0 * generator.random(a.shape) - 1.0)
+        return round_to(a * factor, emulated).astype(np.float64)
+
+    return jittered

@@ -35,12 +35,13 @@ def check_supported(case: Case, flavor: str) -> None:
     get_activation(case.config.get("recurrent_activation", "sigmoid"), flavor)
 
 
-def run_reference(case: Case, flavor: str, trace: bool = False, emulate_rounding: bool = False) -> list[ReferenceResult]:
+def run_reference(case: Case, flavor: str, trace: bool = False,
+                  rounding_sample: int | None = None) -> list[ReferenceResult]:
     """One ReferenceResult per call, state carried between calls as a stateful Keras layer carries it.
 
-    With emulate_rounding, every intermediate is rounded to the case's compute dtype (float32 for float64
-    cases, see precision.emulation_dtype): the difference from the exact run estimates the rounding
-    noise this case amplifies.
+    With a rounding_sample, every intermediate is rounded to the case's compute dtype (float32 for
+    float64 cases): sample 0 rounds to nearest, sample k > 0 jitters each value by up to half a unit in
+    the last place first (seeded by k), a different draw of the same rounding noise. See noise.py.
     """
     check_supported(case, flavor)
     activation = get_activation(case.config.get("activation", "tanh"), flavor)
@@ -49,8 +50,7 @@ def run_reference(case: Case, flavor: str, trace: bool = False, emulate_rounding
     recurrent_kernel = precision.weight_as_computed(case.weights["recurrent_kernel"], case.dtype)
     bias = precision.weight_as_computed(case.weights["bias"], case.dtype) if case.use_bias else None
     batch, units = case.calls[0].input.shape[0], case.units
-    emulated = precision.emulation_dtype(case.dtype)
-    rounding = (lambda a: precision.round_to(a, emulated).astype(np.float64)) if emulate_rounding else None
+    rounding = None if rounding_sample is None else precision.emulated_rounding(case.dtype, rounding_sample)
 
     results = []
     h = c = np.zeros((batch, units))

@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from harness import report
 from harness.case import Case
@@ -14,9 +13,9 @@ from harness.compare import OutputDiff, diff_output
 from harness.errors import InvalidCase, KerasFailure, Unsupported
 from harness.keras_runner import keras_flavor, run_keras
 from harness.loader import load_case
-from harness.precision import compute_dtype, emulation_scale, finfo
+from harness.noise import NoiseEstimate, estimate_noise
 from harness.reference_runner import reference_outputs, run_reference
-from harness.tolerances import NOISE_SAFETY, resolve
+from harness.tolerances import resolve
 
 OUTCOMES = ("passed", "failed", "invalid", "keras-error", "unsupported", "xfailed", "xpassed")
 # A known failure that still fails, or that now passes, keeps a run green; the second says "remove the marker".
@@ -53,48 +52,21 @@ class CaseResult:
         }
 
 
-def _noise(exact: np.ndarray, rounded: np.ndarray) -> float:
-    """Largest rounding noise over the elements where both runs are finite."""
-    both = np.isfinite(exact) & np.isfinite(rounded)
-    return float(np.max(np.abs(exact[both] - rounded[both]), initial=0.0))
-
-
-def overflow_rows(exact, rounded, case: Case) -> np.ndarray | None:
-    """Batch rows where the case leaves its dtype's range: the reference rerun with the case's rounding
-    overflows, or either run comes within NOISE_SAFETY of the dtype's largest value, in any of h, c or
-    the outputs. None for float64 cases (their rounding is only emulated in float32)."""
-    if emulation_scale(case.dtype) != 1 or rounded is None:
-        return None
-    limit = float(finfo(compute_dtype(case.dtype)).max) / NOISE_SAFETY
-    batch = exact.h.shape[0]
-    rows = np.zeros(batch, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        for result in (exact, rounded):
-            for values in (result.sequences, result.h, result.c):
-                flat = values.reshape(batch, -1)
-                rows |= (~np.isfinite(flat) | (np.abs(flat) > limit)).any(axis=1) if flat.size else False
-    return rows
-
-
 def compare_case(case: Case, keras_calls: list[dict], reference_calls: list,
-                 rounded_calls: list | None = None) -> list[tuple[int, OutputDiff]]:
-    """Diff every compared output of every call; `rounded_calls` (the reference with emulated
-    rounding) sets the noise floor of default tolerances."""
+                 noise: NoiseEstimate | None = None) -> list[tuple[int, OutputDiff]]:
+    """Diff every compared output of every call; `noise` sets the floor of default tolerances and
+    the rows where the dtype's range ran out."""
     diffs = []
-    rounded_calls = rounded_calls or [None] * len(case.calls)
-    noise_scale = emulation_scale(case.dtype)
-    for number, (call, keras_out, ref_result, rounded) in enumerate(
-            zip(case.calls, keras_calls, reference_calls, rounded_calls), start=1):
+    for number, (call, keras_out, ref_result) in enumerate(zip(case.calls, keras_calls, reference_calls), start=1):
         ref_out = reference_outputs(case, ref_result)
-        rounded_out = reference_outputs(case, rounded) if rounded is not None else None
-        rows = overflow_rows(ref_result, rounded, case)
+        rows = noise.overflow_rows[number - 1] if noise else None
         steps = call.input.shape[1]
         for name in case.compared_outputs():
             expected = call.expected.get(name)
             if expected is None and name == "output" and "h" in call.expected and not case.config.get("zero_output_for_mask"):
                 expected = call.expected["h"]  # the last output is the final h unless masked steps output zeros
-            noise = _noise(ref_out[name], rounded_out[name]) * noise_scale if rounded_out else 0.0
-            tolerance = resolve(case.tolerance, case.dtype, name, steps, noise)
+            measured = noise.per_call[number - 1][name] if noise else 0.0
+            tolerance = resolve(case.tolerance, case.dtype, name, steps, measured)
             diffs.append((number, diff_output(name, keras_out[name], ref_out[name], expected, tolerance, rows)))
     return diffs
 
@@ -106,7 +78,7 @@ def run_case(case: Case, flavor: str | None = None) -> CaseResult:
     shown = str(case.path)
     try:
         reference_calls = run_reference(case, flavor)
-        rounded_calls = run_reference(case, flavor, emulate_rounding=True)
+        noise = estimate_noise(case, flavor, reference_calls)
     except Unsupported as exc:
         return CaseResult(case.name, shown, "unsupported", str(exc), f"UNSUPPORTED {case.name} ({shown}): {exc}",
                           duration_s=time.perf_counter() - started)
@@ -116,7 +88,7 @@ def run_case(case: Case, flavor: str | None = None) -> CaseResult:
         return _known_failure(case, CaseResult(case.name, shown, "keras-error", str(exc),
                                                f"KERAS-ERROR {case.name} ({shown}): {exc}",
                                                duration_s=time.perf_counter() - started))
-    diffs = compare_case(case, keras_calls, reference_calls, rounded_calls)
+    diffs = compare_case(case, keras_calls, reference_calls, noise)
     failed = [(n, d) for n, d in diffs if not d.passed]
     result = CaseResult(case.name, shown, "failed" if failed else "passed", report.summary_line(case, diffs),
                         report.case_report(case, diffs, flavor), diffs, time.perf_counter() - started)

@@ -1,0 +1,67 @@
+"""How much rounding noise a case amplifies, measured on the reference itself.
+
+The reference is rerun with every intermediate rounded to the case's compute dtype, several times
+(to nearest, and with seeded jitter: other draws of the same noise). The largest distance of any run
+from the exact one is the case's noise; chaotic or exploding cases show it as large, since different
+roundings then diverge. tolerances.py turns it into a floor under the default bound.
+
+float64 cases emulate float32 and scale the noise by the ratio of unit roundoffs, since rounding to
+float64 in float64 would measure nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.case import Case
+from harness.precision import compute_dtype, emulation_scale, finfo
+from harness.reference import ReferenceResult
+from harness.reference_runner import reference_outputs, run_reference
+from harness.tolerances import NOISE_SAFETY
+
+SAMPLES = (0, 1, 2)  # rounding to nearest, then two jittered draws
+
+
+@dataclass
+class NoiseEstimate:
+    per_call: list[dict[str, float]]  # per call: output name -> largest noise (in the case's own precision)
+    overflow_rows: list[np.ndarray | None]  # per call: batch rows that left the dtype's range, or None
+
+
+def _largest_difference(exact: np.ndarray, rounded: np.ndarray) -> float:
+    both = np.isfinite(exact) & np.isfinite(rounded)
+    return float(np.max(np.abs(exact[both] - rounded[both]), initial=0.0))
+
+
+def _overflow_rows(exact: ReferenceResult, samples: list[ReferenceResult], case: Case) -> np.ndarray | None:
+    """Batch rows where some run overflows or comes within NOISE_SAFETY of the dtype's largest value,
+    in h, c or the outputs. None for float64 cases (their rounding is only emulated, in float32)."""
+    if emulation_scale(case.dtype) != 1:
+        return None
+    limit = float(finfo(compute_dtype(case.dtype)).max) / NOISE_SAFETY
+    batch = exact.h.shape[0]
+    rows = np.zeros(batch, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for result in [exact, *samples]:
+            for values in (result.sequences, result.h, result.c):
+                if values.size:
+                    flat = values.reshape(batch, -1)
+                    rows |= (~np.isfinite(flat) | (np.abs(flat) > limit)).any(axis=1)
+    return rows
+
+
+def estimate_noise(case: Case, flavor: str, exact_calls: list[ReferenceResult]) -> NoiseEstimate:
+    runs = [run_reference(case, flavor, rounding_sample=k) for k in SAMPLES]
+    scale = emulation_scale(case.dtype)
+    per_call, rows = [], []
+    for number, exact in enumerate(exact_calls):
+        samples = [run[number] for run in runs]
+        exact_out = reference_outputs(case, exact)
+        per_call.append({
+            name: scale * max(_largest_difference(values, reference_outputs(case, s)[name]) for s in samples)
+            for name, values in exact_out.items()
+        })
+        rows.append(_overflow_rows(exact, samples, case))
+    return NoiseEstimate(per_call, rows)
