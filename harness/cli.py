@@ -61,9 +61,26 @@ def cmd_run(args) -> int:
         if result.outcome not in ("passed", "xfailed"):
             console.print(result.details, markup=False)
     _summary(console, results, time.perf_counter() - started)
+    if args.margins:
+        _margins(console, results, args.margins)
     if args.report_json:
         Path(args.report_json).write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
     return 0 if all(r.ok for r in results) else 1
+
+
+def _margins(console: Console, results: list[CaseResult], count: int) -> None:
+    """The cases whose largest error comes closest to its bound (1.0 = at the tolerance)."""
+    rated = sorted(((max(d.max_error_ratio for _, d in r.diffs), r) for r in results
+                    if r.diffs and r.outcome == "passed"), key=lambda pair: -pair[0])
+    table = Table(title=f"the {min(count, len(rated))} cases nearest their tolerance (error / bound)")
+    table.add_column("error / bound", justify="right")
+    table.add_column("case", no_wrap=True)
+    table.add_column("output")
+    for ratio, result in rated[:count]:
+        call, diff = max(result.diffs, key=lambda pair: pair[1].max_error_ratio)
+        where = f"call {call} {diff.output}" if len({n for n, _ in result.diffs}) > 1 else diff.output
+        table.add_row(f"{ratio:.3g}", result.name, f"{where} ({diff.tolerance.source})")
+    console.print(table)
 
 
 def cmd_validate(args) -> int:
@@ -129,7 +146,7 @@ def cmd_coverage(args) -> int:
 
 
 def cmd_selftest(args) -> int:
-    from harness.faults import FAULTS
+    from harness.faults import CONTROL, FAULTS
     from harness.selftest import baseline, run_fault, smallest_caught_perturbation
 
     console = Console(highlight=False, soft_wrap=True)
@@ -138,6 +155,11 @@ def cmd_selftest(args) -> int:
     faults = [f for f in FAULTS if not args.fault or f.name in args.fault]
     witnesses = baseline(cases)
     console.print(f"{len(witnesses)} of {len(cases)} cases pass against the installed Keras and can witness a fault")
+    control = run_fault(CONTROL, witnesses, stop_at=1)
+    if control.caught:
+        console.print(f"[red]the fault-injection mechanism itself changes results ({control.failing[0]} fails "
+                      "under the defect-free re-stated cell): fault results would mean nothing[/]")
+        return 2
     escaped = 0
     for fault in faults:
         result = run_fault(fault, witnesses, stop_at=None if args.all_witnesses else 1)
@@ -153,6 +175,29 @@ def cmd_selftest(args) -> int:
         for dtype, eps in smallest_caught_perturbation(witnesses).items():
             console.print(f"smallest caught h perturbation, {dtype}: " + (f"{eps:g}" if eps else "none of 1e-1 .. 1e-12"))
     return 1 if escaped else 0
+
+
+def cmd_fuzz(args) -> int:
+    from harness.fuzz import fuzz
+    from harness.keras_runner import keras_flavor
+
+    console = Console(highlight=False, soft_wrap=True)
+    started = time.perf_counter()
+    report = fuzz(args.examples, args.seed, Path(args.save) if args.save else None, keras_flavor())
+    console.print(f"{report.ran} examples ran in {time.perf_counter() - started:.0f}s (seed {args.seed}), "
+                  f"{len(report.disagreements)} disagreements")
+    for reason, count in report.skipped_known.items():
+        console.print(f"  not generated, known defect ({count}x): {reason}")
+    table = Table(title="examples per configuration dimension")
+    table.add_column("dimension")
+    table.add_column("value: examples")
+    for dim, counts in report.dimensions.items():
+        table.add_row(dim, ", ".join(f"{v}: {n}" for v, n in sorted(counts.items())))
+    console.print(table)
+    for number, found in enumerate(report.disagreements, start=1):
+        console.print(f"disagreement {number}" + (f", saved to {found.saved}" if found.saved else "") + ":")
+        console.print(found.result.details, markup=False)
+    return 1 if report.disagreements else 0
 
 
 def _find_case(spec: str):
@@ -198,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-k", "--keyword", help="only cases whose name contains this text")
     run.add_argument("--tag", action="append", help="only cases with this tag (repeatable: any of them)")
     run.add_argument("--report-json", metavar="FILE", help="write one JSON object per case to FILE")
+    run.add_argument("--margins", nargs="?", const=10, type=int, metavar="N",
+                     help="list the N cases (default 10) whose error comes closest to their tolerance")
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser("validate", help="check case files without running Keras")
@@ -215,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--all-witnesses", action="store_true", help="run every case per fault, not only until one fails")
     selftest.add_argument("--perturbation", action="store_true", help="also find the smallest caught h * (1 + eps) per dtype")
     selftest.set_defaults(func=cmd_selftest)
+
+    fuzz_cmd = sub.add_parser("fuzz", help="random valid cases on Keras and the reference; shrink disagreements")
+    fuzz_cmd.add_argument("--examples", type=int, default=200)
+    fuzz_cmd.add_argument("--seed", type=int, default=0)
+    fuzz_cmd.add_argument("--save", metavar="DIR", help="write each shrunk disagreement as a case file in DIR")
+    fuzz_cmd.set_defaults(func=cmd_fuzz)
 
     explain = sub.add_parser("explain", help="print the reference's step-by-step trace of one case")
     explain.add_argument("case", help="a case file, or the name of a case under cases/")

@@ -125,6 +125,10 @@ def _layer_fault(kind: str):
     return install
 
 
+# The re-stated cell with no defect: it must pass every case, or "caught" would mean nothing.
+CONTROL = Fault("control-no-defect", "Keras's step re-stated without a defect (must pass everything)", _cell_fault("none"))
+
+
 def h_scaled(epsilon: float) -> Fault:
     return Fault(f"h-scaled-{epsilon:g}", f"h = o * g(c) * (1 + {epsilon:g}), fed back and returned",
                  _cell_fault("h-scaled", 1.0 + epsilon))

@@ -286,17 +286,22 @@ def _with_lines(error: InvalidCase, path: Path) -> InvalidCase:
     return InvalidCase(error.path, located)
 
 
+def case_from_document(doc: Any, path: Path) -> Case:
+    """Validate and build a case from parsed data (what a case file holds); `path` names it in errors."""
+    if not isinstance(doc, dict):
+        raise InvalidCase(str(path), [Problem("", "a case file holds one mapping (name, config, weights, input, ...)",
+                                              found=f"a {type(doc).__name__}" if doc is not None else "an empty file")])
+    problems = _schema_problems(doc)
+    if problems:
+        raise InvalidCase(str(path), problems)
+    return _build(doc, path)
+
+
 def load_case(path: str | Path) -> Case:
     """Read, validate and build one case; raises InvalidCase listing every problem found."""
     path = Path(path)
     doc = read_document(path)
-    if not isinstance(doc, dict):
-        raise InvalidCase(str(path), [Problem("", "a case file holds one mapping (name, config, weights, input, ...)",
-                                              found=f"a {type(doc).__name__}" if doc is not None else "an empty file")])
     try:
-        problems = _schema_problems(doc)
-        if problems:
-            raise InvalidCase(str(path), problems)
-        return _build(doc, path)
+        return case_from_document(doc, path)
     except InvalidCase as error:
         raise _with_lines(error, path) from None

@@ -59,7 +59,8 @@ def input_as_computed(array: np.ndarray, case_dtype: str) -> np.ndarray:
 
 def emulation_dtype(case_dtype: str) -> str:
     """The dtype whose rounding is emulated to measure a case's rounding noise. Rounding to float64 in
-    float64 would measure nothing, so float64 cases emulate float32 and scale the noise down."""
+    float64 would measure nothing, so float64 cases emulate float32's precision (24-bit significands)
+    with float64's exponent range, and scale the noise down."""
     compute = compute_dtype(case_dtype)
     return "float32" if compute == "float64" else compute
 
@@ -70,18 +71,33 @@ def emulation_scale(case_dtype: str) -> float:
     return float(finfo(compute_dtype(case_dtype)).eps / finfo(emulated).eps)
 
 
+def _round_significand(a: np.ndarray, bits: int) -> np.ndarray:
+    """Round to `bits`-bit significands (ties to even), keeping float64's exponent range."""
+    mantissa, exponent = np.frexp(a)  # a = mantissa * 2**exponent, 0.5 <= |mantissa| < 1
+    return np.ldexp(np.round(np.ldexp(mantissa, bits)), exponent - bits)
+
+
 def emulated_rounding(case_dtype: str, sample: int):
-    """A function rounding float64 arrays to the case's emulation dtype: to nearest for sample 0, and
-    for sample k > 0 after a seeded relative jitter of up to half a unit roundoff (another noise draw)."""
+    """A function rounding float64 arrays as the case's emulation dtype would: to nearest for sample 0,
+    and for sample k > 0 after a seeded relative jitter of up to half a unit roundoff (another draw)."""
     emulated = emulation_dtype(case_dtype)
+    if compute_dtype(case_dtype) == "float64":
+        bits = finfo(emulated).nmant + 1
+
+        def to_nearest(a):
+            with np.errstate(invalid="ignore"):
+                return _round_significand(np.asarray(a, dtype=np.float64), bits)
+    else:
+        def to_nearest(a):
+            return round_to(a, emulated).astype(np.float64)
     if sample == 0:
-        return lambda a: round_to(a, emulated).astype(np.float64)
+        return to_nearest
     generator = np.random.Generator(np.random.PCG64(sample))
     half_u = float(finfo(emulated).eps) / 4.0  # eps is 2u; jitter within +-u/2
 
     def jittered(a):
         a = np.asarray(a, dtype=np.float64)
-        factor = 1.0 + half_u * (2.0 * generator.random(a.shape) - 1.0)
-        return round_to(a * factor, emulated).astype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            return to_nearest(a * (1.0 + half_u * (2.0 * generator.random(a.shape) - 1.0)))
 
     return jittered

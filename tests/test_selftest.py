@@ -1,0 +1,42 @@
+"""Fault injection, fast subset for CI: every fault is caught by a handful of cases, and the
+defect-free re-statement of the cell (the control) changes nothing."""
+
+import pytest
+
+from harness.faults import CONTROL, FAULTS, h_scaled
+from harness.loader import load_case
+from harness.selftest import run_fault
+
+from conftest import REPO
+
+SUBSET = ["seed/seed-linear-gates.yaml", "hand-computed/hand-go-backwards.yaml", "hand-computed/hand-initial-state.yaml",
+          "hand-computed/hand-stateful-two-calls.yaml", "hand-computed/hand-two-steps-masked.yaml",
+          "dtypes/float64-tanh-sigmoid.yaml"]
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return [load_case(REPO / "cases" / name) for name in SUBSET]
+
+
+def test_control_changes_nothing(cases):
+    assert run_fault(CONTROL, cases).failing == []
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.name)
+def test_every_fault_is_caught_by_the_subset(fault, cases):
+    assert run_fault(fault, cases, stop_at=1).caught, f"{fault.name} escaped"
+
+
+def test_faults_are_uninstalled_afterwards(cases):
+    with FAULTS[0].install():
+        pass
+    assert run_fault(CONTROL, cases[:1]).failing == []
+    from harness.runner import run_case
+    assert run_case(cases[0]).outcome == "passed"
+
+
+def test_tiny_perturbation_escapes_float32_but_not_float64(cases):
+    float64 = [c for c in cases if c.dtype == "float64" and c.name == "float64-tanh-sigmoid"]
+    assert run_fault(h_scaled(1e-9), float64).caught
+    assert not run_fault(h_scaled(1e-9), [c for c in cases if c.name == "seed-linear-gates"]).caught
