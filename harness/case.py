@@ -48,7 +48,8 @@ class Case:
     description: str = ""
     tags: tuple[str, ...] = ()
     tolerance: dict = field(default_factory=dict)  # as written: {rtol, atol, <output>: {rtol, atol}}
-    known_failure: dict | None = None  # {reason, upstream?}: a known defect of what is under test
+    known_failure: dict | None = None  # {reason, upstream?, when?}: a known defect of what is under test
+    requires: dict = field(default_factory=dict)  # {keras|tensorflow|numpy: specifier}: where the case applies
 
     @property
     def units(self) -> int:

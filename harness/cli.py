@@ -18,7 +18,7 @@ from harness.errors import InvalidCase
 from harness.runner import OUTCOMES, CaseResult, invalid_result, run_case
 
 _STYLE = {"passed": "green", "failed": "red", "invalid": "magenta", "keras-error": "red", "unsupported": "yellow",
-          "xfailed": "cyan", "xpassed": "yellow"}
+          "xfailed": "cyan", "xpassed": "yellow", "skipped": "dim"}
 
 
 def _select(entries: list[Entry], keyword: str | None, tags: list[str]) -> list[Entry]:
@@ -58,7 +58,7 @@ def cmd_run(args) -> int:
         style = _STYLE[result.outcome]
         console.print(f"[{style}]{result.outcome.upper():<12}[/] {result.name}  [dim]{result.path}  "
                       f"{result.duration_s:.2f}s[/]  {result.message}", markup=True)
-        if result.outcome not in ("passed", "xfailed"):
+        if result.outcome not in ("passed", "xfailed", "skipped"):
             console.print(result.details, markup=False)
     _summary(console, results, time.perf_counter() - started)
     if args.margins:

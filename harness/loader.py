@@ -21,6 +21,7 @@ from harness import random_arrays
 from harness.case import OUTPUT_NAMES, Call, Case, compared_outputs
 from harness.documents import field_line, read_document
 from harness.errors import InvalidCase, Problem
+from harness.versions import check_specifier
 
 _NONFINITE = {"nan": np.nan, "inf": np.inf, "+inf": np.inf, "-inf": -np.inf}
 
@@ -258,6 +259,14 @@ def _build(doc: dict, path: Path) -> Case:
     elif use_bias:
         weights["bias"] = arrays.numbers(doc["weights"]["bias"], ["weights", "bias"], (4 * units,), f"(4*units={4 * units})")
 
+    for where, conditions in (("requires", doc.get("requires", {})),
+                              ("known_failure.when", doc.get("known_failure", {}).get("when", {}))):
+        for key, spec in conditions.items():
+            why = check_specifier(spec)
+            if why:
+                problems.append(Problem(f"{where}.{key}", "not a version specifier", found=repr(spec),
+                                        hint="write e.g. '>=3', '<2.16' or '>=2.12,<2.16'"))
+
     tolerance = doc.get("tolerance", {})
     compared = compared_outputs(config)
     for name in OUTPUT_NAMES:
@@ -271,6 +280,7 @@ def _build(doc: dict, path: Path) -> Case:
         name=doc.get("name", path.stem), path=path, config=dict(config), dtype=doc.get("dtype", "float32"),
         weights=weights, calls=calls, layer=doc.get("layer", "LSTM"), description=doc.get("description", ""),
         tags=tuple(doc.get("tags", ())), tolerance=tolerance, known_failure=doc.get("known_failure"),
+        requires=doc.get("requires", {}),
     )
 
 

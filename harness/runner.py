@@ -16,10 +16,12 @@ from harness.loader import load_case
 from harness.noise import NoiseEstimate, estimate_noise
 from harness.reference_runner import reference_outputs, run_reference
 from harness.tolerances import resolve
+from harness.versions import unmet
 
-OUTCOMES = ("passed", "failed", "invalid", "keras-error", "unsupported", "xfailed", "xpassed")
+OUTCOMES = ("passed", "failed", "invalid", "keras-error", "unsupported", "xfailed", "xpassed", "skipped")
 # A known failure that still fails, or that now passes, keeps a run green; the second says "remove the marker".
-GREEN = ("passed", "xfailed", "xpassed")
+# A case whose `requires:` the installed versions do not meet is skipped, and says so.
+GREEN = ("passed", "xfailed", "xpassed", "skipped")
 
 
 @dataclass
@@ -76,6 +78,10 @@ def run_case(case: Case, flavor: str | None = None) -> CaseResult:
     started = time.perf_counter()
     flavor = flavor or keras_flavor()
     shown = str(case.path)
+    missing = unmet(case.requires)
+    if missing:
+        message = f"requires {', '.join(missing)}"
+        return CaseResult(case.name, shown, "skipped", message, f"SKIPPED {case.name} ({shown}): {message}")
     try:
         reference_calls = run_reference(case, flavor)
         noise = estimate_noise(case, flavor, reference_calls)
@@ -97,8 +103,8 @@ def run_case(case: Case, flavor: str | None = None) -> CaseResult:
 
 def _known_failure(case: Case, result: CaseResult) -> CaseResult:
     """Apply a case's known_failure marker: a failure becomes xfailed, a pass becomes xpassed."""
-    if not case.known_failure:
-        return result
+    if not case.known_failure or unmet(case.known_failure.get("when", {})):
+        return result  # no known defect, or not in the installed versions: the case must pass
     reason = case.known_failure["reason"]
     upstream = f" ({case.known_failure['upstream']})" if case.known_failure.get("upstream") else ""
     if result.outcome in ("failed", "keras-error"):
