@@ -146,3 +146,17 @@ def get_activation(name: str | None, flavor: str = "keras3") -> Activation:
         )
     formula, fn = table[canonical]
     return Activation(name=canonical, formula=formula, fn=fn)
+
+
+def definition_changes(name: str | None, old_flavor: str, new_flavor: str) -> str | None:
+    """How the definition of an activation differs between two Keras flavors, or None if it does not."""
+    if old_flavor == new_flavor:
+        return None
+    canonical = _ALIASES.get(name, name)
+    old, new = _table(old_flavor).get(canonical), _table(new_flavor).get(canonical)
+    if old is None or new is None:
+        missing = old_flavor if old is None else new_flavor
+        return f"{canonical}: not a built-in activation in {missing}"
+    if old[0] == new[0]:
+        return None
+    return f"{canonical}: {old[0]} -> {new[0]}"

@@ -200,6 +200,45 @@ def cmd_fuzz(args) -> int:
     return 1 if report.disagreements else 0
 
 
+def cmd_record(args) -> int:
+    from harness.recording import record
+
+    manifest = record(args.paths or [DEFAULT_CASE_DIR], Path(args.out))
+    counts = Counter(item["outcome"] for item in manifest["cases"].values())
+    env = manifest["environment"]
+    print(f"recorded {len(manifest['cases'])} cases under TensorFlow {env['tensorflow']}, Keras {env['keras']} "
+          f"({env['keras_flavor']}) in {args.out}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from harness.recording import BEYOND, KINDS, RecordingError, compare, markdown, open_recording
+
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        recording = open_recording(Path(args.recording))
+        comparison = compare(recording, args.paths or [DEFAULT_CASE_DIR])
+    except RecordingError as exc:
+        print(f"harness compare: {exc}", file=sys.stderr)
+        return 2
+    old, new = comparison.old, comparison.new
+    console.print(f"recorded: TensorFlow {old.get('tensorflow')}, Keras {old.get('keras')} ({old.get('keras_flavor')}); "
+                  f"now: TensorFlow {new.get('tensorflow')}, Keras {new.get('keras')} ({new.get('keras_flavor')})")
+    for change in sorted(comparison.changes, key=lambda c: KINDS.index(c.kind)):
+        if change.kind == BEYOND:
+            console.print(f"[red]{change.kind.upper()}[/] {change.name}: {change.detail}; {change.cause}")
+        elif change.kind != "bit-identical" or args.verbose:
+            console.print(f"{change.kind}: {change.name}" + (f": {change.detail}" if change.detail else ""))
+    counts = Counter(c.kind for c in comparison.changes)
+    console.print(", ".join(f"{counts[k]} {k}" for k in KINDS if counts[k]))
+    if args.report_json:
+        Path(args.report_json).write_text(json.dumps(
+            {"recorded": old, "now": new, "cases": [c.to_json() for c in comparison.changes]}, indent=2) + "\n")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(comparison) + "\n")
+    return 1 if comparison.beyond else 0
+
+
 def _find_case(spec: str):
     path = Path(spec)
     if path.is_file():
@@ -268,6 +307,19 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz_cmd.add_argument("--seed", type=int, default=0)
     fuzz_cmd.add_argument("--save", metavar="DIR", help="write each shrunk disagreement as a case file in DIR")
     fuzz_cmd.set_defaults(func=cmd_fuzz)
+
+    record_cmd = sub.add_parser("record", help="run the cases and record Keras's outputs with the versions")
+    record_cmd.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
+    record_cmd.add_argument("--out", required=True, metavar="DIR", help="folder for the recording")
+    record_cmd.set_defaults(func=cmd_record)
+
+    compare_cmd = sub.add_parser("compare", help="compare the installed Keras against a recording")
+    compare_cmd.add_argument("recording", help="a folder written by `harness record`")
+    compare_cmd.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
+    compare_cmd.add_argument("--report-json", metavar="FILE")
+    compare_cmd.add_argument("--markdown", metavar="FILE", help="write a Markdown report (for a pull-request comment)")
+    compare_cmd.add_argument("-v", "--verbose", action="store_true", help="also list bit-identical cases")
+    compare_cmd.set_defaults(func=cmd_compare)
 
     explain = sub.add_parser("explain", help="print the reference's step-by-step trace of one case")
     explain.add_argument("case", help="a case file, or the name of a case under cases/")

@@ -35,6 +35,7 @@ class CaseResult:
     details: str = ""
     diffs: list[tuple[int, OutputDiff]] = field(default_factory=list)  # (call number, diff)
     duration_s: float = 0.0
+    keras_outputs: list[dict] | None = None  # per call: output name -> float64 array, when Keras ran
 
     @property
     def ok(self) -> bool:
@@ -97,7 +98,7 @@ def run_case(case: Case, flavor: str | None = None) -> CaseResult:
     diffs = compare_case(case, keras_calls, reference_calls, noise)
     failed = [(n, d) for n, d in diffs if not d.passed]
     result = CaseResult(case.name, shown, "failed" if failed else "passed", report.summary_line(case, diffs),
-                        report.case_report(case, diffs, flavor), diffs, time.perf_counter() - started)
+                        report.case_report(case, diffs, flavor), diffs, time.perf_counter() - started, keras_calls)
     return _known_failure(case, result)
 
 

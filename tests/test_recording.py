@@ -1,0 +1,133 @@
+"""record -> compare end to end on the installed Keras, with doctored, tampered and foreign recordings."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.loader import load_case
+from harness.recording import (BEYOND, EDITED, IDENTICAL, MISSING, NEW, WITHIN, RecordingError, _cause, _sha256,
+                               compare, open_recording, record)
+
+from conftest import REPO
+
+CASES = ["seed/seed-linear-gates.yaml", "dtypes/float16-tanh-sigmoid.yaml", "stateful/stateful-three-calls.yaml"]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    for name in CASES:
+        (folder / name.split("/")[1]).write_text((REPO / "cases" / name).read_text())
+    return folder
+
+
+@pytest.fixture
+def recorded(corpus, tmp_path):
+    out = tmp_path / "rec"
+    record([corpus], out)
+    return out
+
+
+def _doctor(recording, case, change, keep_hash=True):
+    """Apply `change` to every array of a recorded case; keep the manifest consistent unless told not to."""
+    manifest = json.loads((recording / "manifest.json").read_text())
+    item = manifest["cases"][case]
+    path = recording / item["file"]
+    with np.load(path) as npz:
+        arrays = {k: change(k, npz[k]) for k in npz.files}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    path.write_bytes(buffer.getvalue())
+    if keep_hash:
+        item["file_sha256"] = _sha256(buffer.getvalue())
+        (recording / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _kinds(comparison):
+    return {c.name: c.kind for c in comparison.changes}
+
+
+def test_manifest_records_versions_and_hashes(recorded, corpus):
+    manifest = json.loads((recorded / "manifest.json").read_text())
+    assert manifest["format"] == "keras-rnn-harness-recording" and manifest["format_version"] == 1
+    assert {"python", "tensorflow", "keras", "numpy", "backend", "platform", "harness"} <= set(manifest["environment"])
+    item = manifest["cases"]["seed-linear-gates"]
+    assert item["sha256"] == _sha256((corpus / "seed-linear-gates.yaml").read_bytes())
+    with np.load(recorded / item["file"]) as npz:
+        assert sorted(npz.files) == ["call1/c", "call1/h", "call1/sequences"]
+        np.testing.assert_array_equal(npz["call1/h"], [[0, 4, 0]])
+
+
+def test_same_version_is_bit_identical(recorded, corpus):
+    comparison = compare(open_recording(recorded), [corpus])
+    assert set(_kinds(comparison).values()) == {IDENTICAL}
+
+
+def test_a_doctored_recording_is_flagged_and_explained(recorded, corpus):
+    _doctor(recorded, "stateful-three-calls", lambda k, a: a * 1.01 if k.endswith("/h") else a)
+    [change] = [c for c in compare(open_recording(recorded), [corpus]).changes if c.kind != IDENTICAL]
+    assert change.kind == BEYOND and change.name == "stateful-three-calls"
+    assert change.cause.startswith("FIXED: the new version agrees with the reference, the old one did not")
+
+
+def test_one_ulp_is_within_tolerance_and_counted(recorded, corpus):
+    _doctor(recorded, "float16-tanh-sigmoid",
+            lambda k, a: a.astype(np.float16).view(np.uint16).__add__(np.uint16(1)).view(np.float16).astype(np.float64)
+            if k.endswith("/h") else a)
+    [change] = [c for c in compare(open_recording(recorded), [corpus]).changes if c.kind != IDENTICAL]
+    assert change.kind == WITHIN and 0.9 < change.max_ulps <= 1.0
+
+
+def test_tampering_without_the_manifest_is_refused(recorded, corpus):
+    _doctor(recorded, "seed-linear-gates", lambda k, a: a + 1, keep_hash=False)
+    with pytest.raises(RecordingError, match="changed after it was recorded"):
+        compare(open_recording(recorded), [corpus])
+
+
+def test_new_missing_and_edited_cases(recorded, corpus):
+    (corpus / "seed-linear-gates.yaml").write_text((corpus / "seed-linear-gates.yaml").read_text() + "\n# edited\n")
+    (corpus / "stateful-three-calls.yaml").unlink()
+    (corpus / "units-one.yaml").write_text((REPO / "cases/shapes/units-one.yaml").read_text())
+    kinds = _kinds(compare(open_recording(recorded), [corpus]))
+    assert kinds == {"seed-linear-gates": EDITED, "stateful-three-calls": MISSING, "units-one": NEW,
+                     "float16-tanh-sigmoid": IDENTICAL}
+
+
+@pytest.mark.parametrize("manifest,message", [
+    (None, "no manifest.json: not a harness recording"),
+    ("{not json", "not valid JSON"),
+    (json.dumps({"format": "something-else"}), "not a harness recording (format is not"),
+    (json.dumps({"format": "keras-rnn-harness-recording", "format_version": 99}), "format version 99"),
+])
+def test_foreign_or_corrupt_recordings_are_refused(tmp_path, manifest, message):
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    if manifest is not None:
+        (folder / "manifest.json").write_text(manifest)
+    with pytest.raises(RecordingError, match=message.replace("(", r"\(")):
+        open_recording(folder)
+
+
+def test_hard_sigmoid_change_is_named_as_semantic():
+    case = load_case(REPO / "cases/activations/recurrent-hard-sigmoid.yaml")
+    cause = _cause(case, True, True, "keras2", "keras3")
+    assert cause == ("semantic change in Keras (keras2 -> keras3): hard_sigmoid: clip(0.2 * x + 0.5, 0, 1)  "
+                     "(Keras 2 definition) -> clip(x / 6 + 0.5, 0, 1)  (Keras 3 definition)")
+    assert _cause(case, True, False, "keras3", "keras3").startswith("REGRESSION")
+
+
+def test_cli_compare_exit_codes_and_reports(recorded, corpus, tmp_path, capsys):
+    assert main(["compare", str(recorded), str(corpus)]) == 0
+    _doctor(recorded, "seed-linear-gates", lambda k, a: a * 2)
+    md, js = tmp_path / "r.md", tmp_path / "r.json"
+    assert main(["compare", str(recorded), str(corpus), "--markdown", str(md), "--report-json", str(js)]) == 1
+    assert "### Changed beyond tolerance" in md.read_text() and "`seed-linear-gates`" in md.read_text()
+    rows = {row["case"]: row for row in json.loads(js.read_text())["cases"]}
+    assert rows["seed-linear-gates"]["change"] == BEYOND
+    (recorded / "manifest.json").write_text("[]")
+    assert main(["compare", str(recorded), str(corpus)]) == 2
+    assert "not a harness recording" in capsys.readouterr().err
