@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from harness.errors import Unsupported
+from harness.errors import NotApplicable, Unsupported
 
 # Every activation name Keras 3 resolves from a string (keras.activations.get), aliases included.
 # A name outside this set is a typo (invalid case); a name inside it that the reference does not
@@ -111,9 +111,10 @@ _KERAS3_ONLY = {
     "log_softmax": ("x - log(sum(exp(x))) over the units axis", _log_softmax),
 }
 
-# Keras 2 (TF <= 2.15, tf_keras) knew fewer names, and defined hard_sigmoid differently.
+# Keras 2 (TF <= 2.15, tf_keras) knew fewer names (checked on Keras 2.15), and defined hard_sigmoid differently.
 _KERAS2_ONLY = {
     "hard_sigmoid": ("clip(0.2 * x + 0.5, 0, 1)  (Keras 2 definition)", lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0)),
+    **{name: _KERAS3_ONLY[name] for name in ("leaky_relu", "mish", "log_softmax")},
 }
 
 _ALIASES = {"silu": "swish", "hard_swish": "hard_silu", None: "linear"}
@@ -135,10 +136,17 @@ def supported_names(flavor: str = "keras3") -> frozenset[str]:
     return frozenset(table) | {alias for alias, target in _ALIASES.items() if alias and target in table}
 
 
+# Built-in names of each Keras flavor that the reference does not implement.
+_NOT_IMPLEMENTED = {"keras3": {"glu", "sparsemax", "threshold"}, "keras2": set()}
+
+
 def get_activation(name: str | None, flavor: str = "keras3") -> Activation:
-    """The reference activation for a Keras name (None means linear); raises Unsupported otherwise."""
+    """The reference activation for a Keras name (None means linear). Raises NotApplicable for a name
+    the flavor's Keras does not have, Unsupported for one the reference does not implement."""
     canonical = _ALIASES.get(name, name)
     table = _table(flavor)
+    if canonical not in table and name not in _NOT_IMPLEMENTED[flavor] and name in KERAS_ACTIVATION_NAMES:
+        raise NotApplicable(f"activation {name!r} is not a built-in activation of {flavor}")
     if canonical not in table:
         raise Unsupported(
             f"activation {name!r} is not implemented by the reference for {flavor} "

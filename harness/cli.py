@@ -18,7 +18,8 @@ from harness.errors import InvalidCase
 from harness.runner import OUTCOMES, CaseResult, invalid_result, run_case
 
 _STYLE = {"passed": "green", "failed": "red", "invalid": "magenta", "keras-error": "red", "unsupported": "yellow",
-          "xfailed": "cyan", "xpassed": "yellow", "skipped": "dim"}
+          "xfailed": "cyan", "xpassed": "yellow", "skipped": "dim",
+          "harness-error": "red"}
 
 
 def _select(entries: list[Entry], keyword: str | None, tags: list[str]) -> list[Entry]:

@@ -48,6 +48,10 @@ class Unsupported(HarnessError):
     """The case asks for something the reference does not implement; it is never silently approximated."""
 
 
+class NotApplicable(HarnessError):
+    """The case does not apply to the installed Keras (e.g. an activation it does not have): skipped."""
+
+
 class KerasFailure(HarnessError):
     """Keras raised while building or running the layer; carries Keras's own message."""
 

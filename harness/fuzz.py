@@ -30,6 +30,14 @@ KNOWN_DEFECTS = (
     (lambda doc: doc["dtype"] == "float64" and "leaky_relu" in (doc["config"].get("activation"),
                                                                 doc["config"].get("recurrent_activation")),
      "float64 leaky_relu: TF's slope is a float32 attribute (cases/regressions/tensorflow-leaky-relu-float64-alpha.yaml)"),
+    (lambda doc: doc["dtype"] != "float64" and "squareplus" in (doc["config"].get("activation"),
+                                                                doc["config"].get("recurrent_activation")),
+     "squareplus below float64: Keras's formula cancels for negative x "
+     "(cases/regressions/keras-squareplus-float32-cancellation.yaml)"),
+    (lambda doc: all(doc["config"].get(k) for k in ("unroll", "go_backwards", "zero_output_for_mask", "return_sequences"))
+     and any("mask" in entry for entry in doc.get("calls", [doc])),
+     "unroll + go_backwards + zero_output_for_mask: outputs zeroed with the unreversed mask "
+     "(cases/regressions/keras-unroll-go-backwards-zero-output-mask.yaml)"),
 )
 
 DTYPE_ORDER = ("float32", "float64", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16")  # shrinks to float32

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from harness import report
 from harness.case import Case
 from harness.compare import OutputDiff, diff_output
-from harness.errors import InvalidCase, KerasFailure, Unsupported
+from harness.errors import InvalidCase, KerasFailure, NotApplicable, Unsupported
 from harness.keras_runner import keras_flavor, run_keras
 from harness.loader import load_case
 from harness.noise import NoiseEstimate, estimate_noise
@@ -18,7 +19,8 @@ from harness.reference_runner import reference_outputs, run_reference
 from harness.tolerances import resolve
 from harness.versions import unmet
 
-OUTCOMES = ("passed", "failed", "invalid", "keras-error", "unsupported", "xfailed", "xpassed", "skipped")
+OUTCOMES = ("passed", "failed", "invalid", "keras-error", "unsupported", "xfailed", "xpassed", "skipped",
+            "harness-error")
 # A known failure that still fails, or that now passes, keeps a run green; the second says "remove the marker".
 # A case whose `requires:` the installed versions do not meet is skipped, and says so.
 GREEN = ("passed", "xfailed", "xpassed", "skipped")
@@ -75,7 +77,17 @@ def compare_case(case: Case, keras_calls: list[dict], reference_calls: list,
 
 
 def run_case(case: Case, flavor: str | None = None) -> CaseResult:
-    """Run a loaded case on the reference and on Keras and compare them."""
+    """Run a loaded case on the reference and on Keras and compare them. A bug of the harness itself
+    is the case's own "harness-error" outcome, with the traceback, so the other cases still run."""
+    try:
+        return _run_case(case, flavor)
+    except Exception:  # noqa: BLE001 - reported in full, never hidden
+        trace = traceback.format_exc()
+        return CaseResult(case.name, str(case.path), "harness-error", trace.strip().splitlines()[-1],
+                          f"HARNESS-ERROR {case.name} ({case.path}): a bug in the harness, please report it\n{trace}")
+
+
+def _run_case(case: Case, flavor: str | None = None) -> CaseResult:
     started = time.perf_counter()
     flavor = flavor or keras_flavor()
     shown = str(case.path)
@@ -89,6 +101,8 @@ def run_case(case: Case, flavor: str | None = None) -> CaseResult:
     except Unsupported as exc:
         return CaseResult(case.name, shown, "unsupported", str(exc), f"UNSUPPORTED {case.name} ({shown}): {exc}",
                           duration_s=time.perf_counter() - started)
+    except NotApplicable as exc:
+        return CaseResult(case.name, shown, "skipped", str(exc), f"SKIPPED {case.name} ({shown}): {exc}")
     try:
         keras_calls = run_keras(case)
     except KerasFailure as exc:
