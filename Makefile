@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup clean
+.PHONY: run test setup clean matrix
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,5 +23,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 tests cases
 
+# Upgrade check across TensorFlow versions: one virtualenv each under .matrix/, report under docs/.
+TF ?= 2.15.1 2.21.0
+matrix: $(STAMP)
+	$(BIN)/python scripts/matrix.py $(TF)
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .matrix

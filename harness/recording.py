@@ -228,16 +228,22 @@ def compare(recording: Recording, paths: list) -> Comparison:
         result = run_case(entry.case)
         new = result.keras_outputs
         if old is None or new is None:
-            comparison.changes.append(CaseChange(name, NOT_COMPARABLE if old is None and new is None else BEYOND,
-                                                 f"Keras ran: before {old is not None}, after {new is not None} "
-                                                 f"(outcome before {item.get('outcome')}, now {result.outcome})",
-                                                 cause="Keras now raises" if new is None and old is not None else
-                                                 ("Keras used to raise" if old is not None or new is not None else "")))
+            comparison.changes.append(_without_outputs(name, item.get("outcome"), result, old is not None))
             continue
         comparison.changes.append(_compare_outputs(entry.case, old, new, result, old_flavor, new_flavor))
     for name in sorted(set(recorded) - seen):
         comparison.changes.append(CaseChange(name, MISSING, f"recorded from {recorded[name].get('path')}, not found now"))
     return comparison
+
+
+def _without_outputs(name: str, old_outcome: str | None, result, had_outputs: bool) -> CaseChange:
+    """One side has no outputs: Keras raised there, or the case did not run there at all."""
+    detail = f"outcome when recorded: {old_outcome}; now: {result.outcome}"
+    if not had_outputs and old_outcome == "keras-error" and result.keras_outputs is not None:
+        return CaseChange(name, BEYOND, detail, cause="Keras raised when recorded and runs now")
+    if had_outputs and result.outcome == "keras-error":
+        return CaseChange(name, BEYOND, f"{detail} ({result.message})", cause="Keras raises now and did not when recorded")
+    return CaseChange(name, NOT_COMPARABLE, detail + " (it did not run on one side: nothing to compare)")
 
 
 def _compare_outputs(case: Case, old: list[dict], new: list[dict], result, old_flavor: str, new_flavor: str) -> CaseChange:

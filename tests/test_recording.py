@@ -131,3 +131,13 @@ def test_cli_compare_exit_codes_and_reports(recorded, corpus, tmp_path, capsys):
     (recorded / "manifest.json").write_text("[]")
     assert main(["compare", str(recorded), str(corpus)]) == 2
     assert "not a harness recording" in capsys.readouterr().err
+
+
+def test_a_case_that_did_not_run_when_recorded_is_not_comparable(recorded, corpus):
+    manifest = json.loads((recorded / "manifest.json").read_text())
+    item = manifest["cases"]["seed-linear-gates"]
+    del item["file"], item["file_sha256"]
+    item["outcome"] = "skipped"
+    (recorded / "manifest.json").write_text(json.dumps(manifest))
+    [change] = [c for c in compare(open_recording(recorded), [corpus]).changes if c.name == "seed-linear-gates"]
+    assert change.kind == "not comparable" and "outcome when recorded: skipped; now: passed" in change.detail
