@@ -147,13 +147,13 @@ def cmd_coverage(args) -> int:
 
 
 def cmd_selftest(args) -> int:
-    from harness.faults import CONTROL, FAULTS
+    from harness.faults import CONTROL, FAULTS, MORE_FAULTS
     from harness.selftest import baseline, run_fault, smallest_caught_perturbation
 
     console = Console(highlight=False, soft_wrap=True)
     entries = load_corpus(args.paths or [DEFAULT_CASE_DIR])
     cases = [e.case for e in entries if e.case]
-    faults = [f for f in FAULTS if not args.fault or f.name in args.fault]
+    faults = [f for f in FAULTS + MORE_FAULTS if not args.fault or f.name in args.fault]
     witnesses = baseline(cases)
     console.print(f"{len(witnesses)} of {len(cases)} cases pass against the installed Keras and can witness a fault")
     control = run_fault(CONTROL, witnesses, stop_at=1)

@@ -68,8 +68,10 @@ def _cell_fault(kind: str, scale: float = 1.0):
             def call(self, inputs, states, training=False):
                 h_tm1, c_tm1 = states[0], states[1]
                 z = ops.matmul(inputs, self.kernel) + ops.matmul(h_tm1, self.recurrent_kernel)
-                if self.use_bias:
+                if self.use_bias and kind != "bias-ignored":
                     z = z + (self.bias * 1.001 if kind == "bias-scaled" else self.bias)
+                if kind == "recurrent-kernel-ignored":
+                    z = ops.matmul(inputs, self.kernel) + (self.bias if self.use_bias else 0.0)
                 z_i, z_f, z_c, z_o = ops.split(z, 4, axis=1)
                 r = self.recurrent_activation
                 if kind == "recurrent-activation-piecewise-linear":
@@ -77,8 +79,14 @@ def _cell_fault(kind: str, scale: float = 1.0):
                 i, f, o = r(z_i), r(z_f), r(z_o)
                 if kind == "input-forget-swapped":
                     i, f = f, i
-                c = f * c_tm1 + i * self.activation(z_c)
-                h = self.activation(c) if kind == "output-gate-dropped" else o * self.activation(c)
+                if kind == "forget-candidate-blocks-swapped":
+                    z_f, z_c = z_c, z_f
+                    f = r(z_f)
+                g = self.activation
+                if kind == "activation-piecewise-linear":
+                    g = _piecewise_linear(self.activation, ops, self.compute_dtype)
+                c = f * c_tm1 + i * g(z_c)
+                h = g(c) if kind == "output-gate-dropped" else o * g(c)
                 if scale != 1.0:  # convert_to_tensor with a dtype: ops.cast would round 1 + eps through float32
                     h = h * ops.convert_to_tensor(scale, dtype=h.dtype)
                 return h, [h, c]
@@ -106,6 +114,11 @@ def _layer_fault(kind: str):
                     initial_state = None
                 if kind == "stateful-carry-dropped" and self.stateful and initial_state is None:
                     self.reset_states()
+                if kind == "initial-carry-ignored" and initial_state is not None:
+                    initial_state = [initial_state[0], initial_state[1] * 0]
+                saved_zero = getattr(self, "zero_output_for_mask", False)
+                if kind == "masked-steps-output-zero":
+                    self.zero_output_for_mask = True
                 saved = self.go_backwards
                 if kind == "go-backwards-ignored":
                     self.go_backwards = False
@@ -113,8 +126,14 @@ def _layer_fault(kind: str):
                     out = original(self, sequences, initial_state=initial_state, mask=mask, training=training)
                 finally:
                     self.go_backwards = saved
+                    self.zero_output_for_mask = saved_zero
                 if kind == "h-c-swapped" and self.return_state:
                     out = [out[0], out[2], out[1]]
+                if kind == "backwards-sequence-reordered" and self.go_backwards and self.return_sequences:
+                    from keras import ops  # noqa: PLC0415
+
+                    first = ops.flip(out[0], axis=1) if isinstance(out, (list, tuple)) else ops.flip(out, axis=1)
+                    out = [first, *out[1:]] if isinstance(out, (list, tuple)) else first
                 return out
 
             return call
@@ -134,6 +153,13 @@ def h_scaled(epsilon: float) -> Fault:
                  _cell_fault("h-scaled", 1.0 + epsilon))
 
 
+@contextlib.contextmanager
+def _reset_states_ignored() -> Iterator[None]:
+    lstm = _lstm_module()
+    with _patched(lstm.LSTM, "reset_states", lambda original: lambda self: None):
+        yield
+
+
 FAULTS: tuple[Fault, ...] = (
     Fault("output-gate-dropped", "h = g(c): the output gate is forgotten", _cell_fault("output-gate-dropped")),
     Fault("input-forget-swapped", "the input and forget gates are swapped", _cell_fault("input-forget-swapped")),
@@ -148,4 +174,20 @@ FAULTS: tuple[Fault, ...] = (
     Fault("recurrent-activation-piecewise-linear",
           "the recurrent activation is replaced by linear interpolation between knots 0.5 apart",
           _cell_fault("recurrent-activation-piecewise-linear")),
+)
+
+# Further plausible defects, beyond the list the project started with: the corpus must catch them too.
+MORE_FAULTS: tuple[Fault, ...] = (
+    Fault("forget-candidate-blocks-swapped", "the f and c column blocks of z are read in the wrong order",
+          _cell_fault("forget-candidate-blocks-swapped")),
+    Fault("bias-ignored", "the bias is not added", _cell_fault("bias-ignored")),
+    Fault("recurrent-kernel-ignored", "h_{t-1} @ recurrent_kernel is dropped", _cell_fault("recurrent-kernel-ignored")),
+    Fault("activation-piecewise-linear", "the activation (not the gates) is replaced by a piecewise-linear interpolation",
+          _cell_fault("activation-piecewise-linear")),
+    Fault("masked-steps-output-zero", "masked steps output zeros instead of repeating the last output",
+          _layer_fault("masked-steps-output-zero")),
+    Fault("initial-carry-ignored", "initial_state's c is replaced by zeros (h is kept)", _layer_fault("initial-carry-ignored")),
+    Fault("backwards-sequence-reordered", "with go_backwards the sequence is returned in input order",
+          _layer_fault("backwards-sequence-reordered")),
+    Fault("reset-states-ignored", "reset_states() does nothing", _reset_states_ignored),
 )

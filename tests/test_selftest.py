@@ -3,7 +3,7 @@ defect-free re-statement of the cell (the control) changes nothing."""
 
 import pytest
 
-from harness.faults import CONTROL, FAULTS, h_scaled
+from harness.faults import CONTROL, FAULTS, MORE_FAULTS, h_scaled
 from harness.loader import load_case
 from harness.selftest import run_fault
 
@@ -11,7 +11,7 @@ from conftest import REPO
 
 SUBSET = ["seed/seed-linear-gates.yaml", "hand-computed/hand-go-backwards.yaml", "hand-computed/hand-initial-state.yaml",
           "hand-computed/hand-stateful-two-calls.yaml", "hand-computed/hand-two-steps-masked.yaml",
-          "dtypes/float64-tanh-sigmoid.yaml"]
+          "dtypes/float64-tanh-sigmoid.yaml", "stateful/stateful-three-calls.yaml", "masking/mask-right-padded-seq.yaml"]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def test_control_changes_nothing(cases):
     assert run_fault(CONTROL, cases).failing == []
 
 
-@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.name)
+@pytest.mark.parametrize("fault", FAULTS + MORE_FAULTS, ids=lambda f: f.name)
 def test_every_fault_is_caught_by_the_subset(fault, cases):
     assert run_fault(fault, cases, stop_at=1).caught, f"{fault.name} escaped"
 
