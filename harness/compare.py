@@ -39,7 +39,7 @@ class OutputDiff:
     output: str
     tolerance: Tolerance
     total: int
-    shape_problem: str | None = None
+    structure_problem: str | None = None
     mismatches: list[Mismatch] = field(default_factory=list)
     max_abs: float = 0.0
     max_rel: float = 0.0
@@ -49,7 +49,7 @@ class OutputDiff:
 
     @property
     def passed(self) -> bool:
-        return self.shape_problem is None and not self.mismatches
+        return self.structure_problem is None and not self.mismatches
 
 
 def _close(a: np.ndarray, b: np.ndarray, bound: np.ndarray) -> np.ndarray:
@@ -103,7 +103,7 @@ def diff_output(name: str, keras: np.ndarray, reference: np.ndarray, expected: n
     """
     diff = OutputDiff(output=name, tolerance=tolerance, total=int(reference.size))
     if keras.shape != reference.shape:
-        diff.shape_problem = f"Keras returned shape {keras.shape}, the reference {reference.shape}"
+        diff.structure_problem = f"shape mismatch: Keras returned shape {keras.shape}, the reference {reference.shape}"
         diff.verdict = TWO_WAY
         return diff
     bound = _bound(reference, tolerance)

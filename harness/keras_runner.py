@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from importlib import metadata
 
 import numpy as np
@@ -47,7 +48,17 @@ def _keras():
     return keras
 
 
+@dataclass
+class KerasRun:
+    """What Keras returned: per call, output name -> float64 values (exact for every float dtype), and
+    the dtype Keras returned each output in."""
+
+    outputs: list[dict[str, np.ndarray]]
+    dtypes: list[dict[str, str]]
+
+
 def _outputs(case: Case, raw) -> dict[str, np.ndarray]:
+    """Output name -> the array as Keras returned it (its own dtype)."""
     parts = [np.asarray(p) for p in (raw if isinstance(raw, (list, tuple)) else [raw])]
     first = parts[0]
     outputs = {}
@@ -59,7 +70,7 @@ def _outputs(case: Case, raw) -> dict[str, np.ndarray]:
         outputs["h"], outputs["c"] = parts[1], parts[2]
     else:
         outputs["h"] = first[:, -1, :] if case.return_sequences else first
-    return {k: v.astype(np.float64) for k, v in outputs.items()}
+    return outputs
 
 
 def _call_arguments(case: Case, compute: str) -> list[tuple[bool, object, dict]]:
@@ -80,8 +91,8 @@ def _call_arguments(case: Case, compute: str) -> list[tuple[bool, object, dict]]
     return prepared
 
 
-def run_keras(case: Case) -> list[dict[str, np.ndarray]]:
-    """Build the layer, set the case's weights, run every call; one dict of float64 outputs per call."""
+def run_keras(case: Case) -> KerasRun:
+    """Build the layer, set the case's weights, run every call."""
     keras = _keras()
     compute = precision.compute_dtype(case.dtype)
     variable = precision.variable_dtype(case.dtype)
@@ -111,4 +122,6 @@ def run_keras(case: Case) -> list[dict[str, np.ndarray]]:
                 raw_outputs.append(layer(x, **kwargs))
         except Exception as exc:  # noqa: BLE001
             raise KerasFailure(stage, exc) from exc
-    return [_outputs(case, raw) for raw in raw_outputs]
+    native = [_outputs(case, raw) for raw in raw_outputs]
+    return KerasRun(outputs=[{k: v.astype(np.float64) for k, v in call.items()} for call in native],
+                    dtypes=[{k: str(v.dtype) for k, v in call.items()} for call in native])

@@ -82,8 +82,8 @@ def _table(diff: OutputDiff, case: Case, call_label: str) -> list[str]:
 def output_report(diff: OutputDiff, case: Case, call: int) -> list[str]:
     """The explanation of one failing output."""
     call_label = f"call {call}: " if len(case.calls) > 1 else ""
-    if diff.shape_problem:
-        return [f"  {call_label}{diff.output}: shape mismatch: {diff.shape_problem}"]
+    if diff.structure_problem:
+        return [f"  {call_label}{diff.output}: {diff.structure_problem}"]
     count = len(diff.mismatches)
     lines = [
         f"  {call_label}{diff.output}: {count} of {diff.total} elements mismatched ({100.0 * count / diff.total:.1f}%); "

@@ -15,6 +15,7 @@ from harness.errors import InvalidCase, KerasFailure, NotApplicable, Unsupported
 from harness.keras_runner import keras_flavor, run_keras
 from harness.loader import load_case
 from harness.noise import NoiseEstimate, estimate_noise
+from harness.precision import compute_dtype
 from harness.reference_runner import reference_outputs, run_reference
 from harness.tolerances import resolve
 from harness.versions import unmet
@@ -58,7 +59,7 @@ class CaseResult:
 
 
 def compare_case(case: Case, keras_calls: list[dict], reference_calls: list,
-                 noise: NoiseEstimate | None = None) -> list[tuple[int, OutputDiff]]:
+                 noise: NoiseEstimate | None = None, keras_dtypes: list[dict] | None = None) -> list[tuple[int, OutputDiff]]:
     """Diff every compared output of every call; `noise` sets the floor of default tolerances and
     the rows where the dtype's range ran out."""
     diffs = []
@@ -72,7 +73,13 @@ def compare_case(case: Case, keras_calls: list[dict], reference_calls: list,
                 expected = call.expected["h"]  # the last output is the final h unless masked steps output zeros
             measured = noise.per_call[number - 1][name] if noise else 0.0
             tolerance = resolve(case.tolerance, case.dtype, name, steps, measured)
-            diffs.append((number, diff_output(name, keras_out[name], ref_out[name], expected, tolerance, rows)))
+            diff = diff_output(name, keras_out[name], ref_out[name], expected, tolerance, rows)
+            returned = keras_dtypes[number - 1][name] if keras_dtypes else None
+            if returned and returned != compute_dtype(case.dtype) and diff.structure_problem is None:
+                diff.structure_problem = (f"dtype mismatch: Keras returned {returned}, but dtype {case.dtype} "
+                                          f"computes in {compute_dtype(case.dtype)}")
+                diff.verdict = "Keras ignored the case's dtype policy"
+            diffs.append((number, diff))
     return diffs
 
 
@@ -104,12 +111,13 @@ def _run_case(case: Case, flavor: str | None = None) -> CaseResult:
     except NotApplicable as exc:
         return CaseResult(case.name, shown, "skipped", str(exc), f"SKIPPED {case.name} ({shown}): {exc}")
     try:
-        keras_calls = run_keras(case)
+        keras_run = run_keras(case)
     except KerasFailure as exc:
         return _known_failure(case, CaseResult(case.name, shown, "keras-error", str(exc),
                                                f"KERAS-ERROR {case.name} ({shown}): {exc}",
                                                duration_s=time.perf_counter() - started))
-    diffs = compare_case(case, keras_calls, reference_calls, noise)
+    keras_calls = keras_run.outputs
+    diffs = compare_case(case, keras_calls, reference_calls, noise, keras_run.dtypes)
     failed = [(n, d) for n, d in diffs if not d.passed]
     result = CaseResult(case.name, shown, "failed" if failed else "passed", report.summary_line(case, diffs),
                         report.case_report(case, diffs, flavor), diffs, time.perf_counter() - started, keras_calls)

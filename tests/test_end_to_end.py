@@ -124,10 +124,10 @@ def test_a_perturbed_keras_is_caught(monkeypatch, seed_text, write_case):
     real = keras_runner.run_keras
 
     def perturbed(case):
-        calls = real(case)
-        for outputs in calls:
+        run = real(case)
+        for outputs in run.outputs:
             outputs["h"] = outputs["h"] * (1 + 1e-4)
-        return calls
+        return run
 
     monkeypatch.setattr("harness.runner.run_keras", perturbed)
     result = run_path(write_case(seed_text))
@@ -171,3 +171,21 @@ def test_known_failures_under_pytest(pytester, seed_text):
     (cases / "still.yaml").write_text(wrong_hand(seed_text) + KNOWN)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rxX")
     result.assert_outcomes(xfailed=1, xpassed=1)
+
+
+def test_keras_returning_another_dtype_than_the_policy_fails(monkeypatch, seed_text, write_case):
+    """A Keras that ignores the dtype policy (computes float16 cases in float32) is caught even though its
+    values, being more precise, agree with the reference."""
+    from harness import keras_runner
+
+    real = keras_runner.run_keras
+
+    def float32_instead(case):
+        run = real(case)
+        run.dtypes = [{name: "float32" for name in call} for call in run.dtypes]
+        return run
+
+    monkeypatch.setattr("harness.runner.run_keras", float32_instead)
+    result = run_path(write_case(seed_text.replace("dtype: float32", "dtype: float16")))
+    assert result.outcome == "failed"
+    assert "h: dtype mismatch: Keras returned float32, but dtype float16 computes in float16" in result.details
