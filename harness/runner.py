@@ -7,7 +7,6 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from harness import report
 from harness.case import Case
 from harness.compare import OutputDiff, diff_output
