@@ -5,8 +5,8 @@ The reference is rerun with every intermediate rounded to the case's compute dty
 from the exact one is the case's noise; chaotic or exploding cases show it as large, since different
 roundings then diverge. tolerances.py turns it into a floor under the default bound.
 
-float64 cases emulate float32 and scale the noise by the ratio of unit roundoffs, since rounding to
-float64 in float64 would measure nothing.
+For float64 cases rounding to nearest changes nothing; the jittered draws (perturbations of half a
+unit in the last place at every step) are what measure how much the case amplifies float64 rounding.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.case import Case
-from harness.precision import compute_dtype, emulation_scale, finfo
+from harness.precision import compute_dtype, finfo
 from harness.reference import ReferenceResult
 from harness.reference_runner import reference_outputs, run_reference
 from harness.tolerances import NOISE_SAFETY
@@ -35,11 +35,9 @@ def _largest_difference(exact: np.ndarray, rounded: np.ndarray) -> float:
     return float(np.max(np.abs(exact[both] - rounded[both]), initial=0.0))
 
 
-def _overflow_rows(exact: ReferenceResult, samples: list[ReferenceResult], case: Case) -> np.ndarray | None:
+def _overflow_rows(exact: ReferenceResult, samples: list[ReferenceResult], case: Case) -> np.ndarray:
     """Batch rows where some run overflows or comes within NOISE_SAFETY of the dtype's largest value,
-    in h, c or the outputs. None for float64 cases (their rounding is only emulated, in float32)."""
-    if emulation_scale(case.dtype) != 1:
-        return None
+    in h, c or the outputs."""
     limit = float(finfo(compute_dtype(case.dtype)).max) / NOISE_SAFETY
     batch = exact.h.shape[0]
     rows = np.zeros(batch, dtype=bool)
@@ -54,13 +52,12 @@ def _overflow_rows(exact: ReferenceResult, samples: list[ReferenceResult], case:
 
 def estimate_noise(case: Case, flavor: str, exact_calls: list[ReferenceResult]) -> NoiseEstimate:
     runs = [run_reference(case, flavor, rounding_sample=k) for k in SAMPLES]
-    scale = emulation_scale(case.dtype)
     per_call, rows = [], []
     for number, exact in enumerate(exact_calls):
         samples = [run[number] for run in runs]
         exact_out = reference_outputs(case, exact)
         per_call.append({
-            name: scale * max(_largest_difference(values, reference_outputs(case, s)[name]) for s in samples)
+            name: max(_largest_difference(values, reference_outputs(case, s)[name]) for s in samples)
             for name, values in exact_out.items()
         })
         rows.append(_overflow_rows(exact, samples, case))
