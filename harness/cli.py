@@ -23,15 +23,11 @@ _STYLE = {"passed": "green", "failed": "red", "invalid": "magenta", "keras-error
 
 
 def _select(entries: list[Entry], keyword: str | None, tags: list[str]) -> list[Entry]:
-    chosen = []
-    for entry in entries:
-        if keyword and keyword not in entry.name:
-            continue
-        if tags and (entry.case is None or not set(tags) & set(entry.case.tags)):
-            if entry.case is not None:  # an invalid file is never filtered away silently
-                continue
-        chosen.append(entry)
-    return chosen
+    """Cases matching the keyword and any of the tags; an invalid file has no tags to match, so a tag
+    filter keeps it (it is never filtered away silently)."""
+    return [entry for entry in entries
+            if (not keyword or keyword in entry.name)
+            and (not tags or entry.case is None or set(tags) & set(entry.case.tags))]
 
 
 def _summary(console: Console, results: list[CaseResult], seconds: float) -> None:

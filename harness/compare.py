@@ -12,8 +12,6 @@ import numpy as np
 
 from harness.tolerances import Tolerance
 
-ORACLES = ("keras", "reference", "expected")
-
 # Verdicts: which oracle is the odd one out.
 AGREE = "agree"
 ODD_EXPECTED = "the hand value disagrees with both Keras and the reference: the hand calculation is likely wrong"

@@ -23,10 +23,6 @@ POLICIES = {
 _NUMPY = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float64": np.float64}
 
 
-def numpy_dtype(name: str):
-    return np.dtype(_NUMPY[name])
-
-
 def finfo(name: str):
     """Machine limits of a dtype by name (bfloat16 included)."""
     return ml_dtypes.finfo(_NUMPY[name]) if name == "bfloat16" else np.finfo(_NUMPY[name])

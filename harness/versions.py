@@ -12,7 +12,6 @@ from packaging.version import Version
 # condition key -> distributions that provide it, first found wins
 _DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-macos"), "keras": ("keras", "tf-keras"),
                   "numpy": ("numpy",)}
-CONDITION_KEYS = tuple(_DISTRIBUTIONS)
 
 
 @lru_cache(maxsize=1)

@@ -189,3 +189,15 @@ def test_keras_returning_another_dtype_than_the_policy_fails(monkeypatch, seed_t
     result = run_path(write_case(seed_text.replace("dtype: float32", "dtype: float16")))
     assert result.outcome == "failed"
     assert "h: dtype mismatch: Keras returned float32, but dtype float16 computes in float16" in result.details
+
+
+def test_cli_filters_by_keyword_and_tag_but_keeps_invalid_files(tmp_path, seed_text, capsys):
+    (tmp_path / "seed.yaml").write_text(seed_text)
+    (tmp_path / "other.yaml").write_text(seed_text.replace("name: seed-linear-gates", "name: other").replace(
+        "tags: [seed, linear, hand_computed]", "tags: [other]"))
+    (tmp_path / "broken.yaml").write_text("config: [")
+    report = tmp_path / "r.json"
+    assert main(["run", str(tmp_path), "--tag", "other", "--report-json", str(report)]) == 1
+    assert sorted(row["case"] for row in json.loads(report.read_text())) == ["broken", "other"]
+    assert main(["run", str(tmp_path), "-k", "seed", "--report-json", str(report)]) == 0
+    assert [row["case"] for row in json.loads(report.read_text())] == ["seed-linear-gates"]
