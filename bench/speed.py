@@ -1,0 +1,95 @@
+"""Where the time goes (issue 6 baseline): figures printed as ratios from one run, never asserted.
+
+Usage: .venv/bin/python bench/speed.py [--skip-pytest]
+1. per-case split over the corpus: Keras call vs the harness's own work (load, reference, noise, compare);
+2. `harness run` on one case vs a bare `import tensorflow` (both as fresh processes);
+3. the reference vs Keras float32 on batch 64, 200 steps, 256 units, 128 features;
+4. pytest -n 2 vs -n 0 on the corpus (slow; --skip-pytest to leave it out).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from harness import keras_runner, runner
+from harness.case import Call, Case
+from harness.discovery import load_corpus
+from harness.keras_runner import keras_flavor
+from harness.reference_runner import run_reference
+
+
+def _wall(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - started
+
+
+def corpus_split() -> None:
+    entries = [e for e in load_corpus(["cases"]) if e.case]
+    keras_time = 0.0
+    real = keras_runner.run_keras
+
+    def timed(case):
+        nonlocal keras_time
+        started = time.perf_counter()
+        try:
+            return real(case)
+        finally:
+            keras_time += time.perf_counter() - started
+
+    runner.run_keras = timed
+    runner.run_case(entries[0].case)  # TensorFlow's import and first-call costs out of the figures
+    keras_time = 0.0
+    started = time.perf_counter()
+    for entry in entries:
+        runner.run_case(entry.case)
+    total = time.perf_counter() - started
+    runner.run_keras = real
+    print(f"corpus: {len(entries)} cases in {total:.2f}s; Keras calls {keras_time:.2f}s; "
+          f"harness's own work {total - keras_time:.2f}s = {(total - keras_time) / keras_time:.0%} of the Keras time")
+
+
+def single_case() -> None:
+    harness = str(Path(sys.executable).with_name("harness"))
+    tf_import = min(_wall([sys.executable, "-c", "import tensorflow"]) for _ in range(3))
+    one = min(_wall([harness, "run", "cases/seed/seed-linear-gates.yaml"]) for _ in range(3))
+    print(f"single case: harness run {one:.2f}s vs import tensorflow {tf_import:.2f}s (difference {one - tf_import:.2f}s)")
+
+
+def big_reference() -> None:
+    rng = np.random.default_rng(0)
+    batch, steps, units, features = 64, 200, 256, 128
+    case = Case(name="big", path=Path("<bench>"), config={"units": units, "return_sequences": True}, dtype="float32",
+                weights={"kernel": rng.normal(0, 0.05, (features, 4 * units)),
+                         "recurrent_kernel": rng.normal(0, 0.05, (units, 4 * units)),
+                         "bias": rng.normal(0, 0.05, 4 * units)},
+                calls=[Call(input=rng.normal(size=(batch, steps, features)))])
+    keras_runner.run_keras(case)  # warm up
+    started = time.perf_counter()
+    keras_runner.run_keras(case)
+    keras_s = time.perf_counter() - started
+    started = time.perf_counter()
+    run_reference(case, keras_flavor())
+    reference_s = time.perf_counter() - started
+    print(f"big case (64x200x128 -> 256 units): reference float64 {reference_s:.2f}s vs Keras float32 {keras_s:.2f}s "
+          f"(ratio {reference_s / keras_s:.2f})")
+
+
+def pytest_workers() -> None:
+    pytest = [sys.executable, "-m", "pytest", "cases", "-q", "-p", "no:cacheprovider"]
+    serial = _wall(pytest + ["-n", "0"])
+    parallel = _wall(pytest + ["-n", "2"])
+    print(f"pytest corpus: -n 0 {serial:.1f}s, -n 2 {parallel:.1f}s (speed-up {serial / parallel:.2f}x)")
+
+
+if __name__ == "__main__":
+    corpus_split()
+    single_case()
+    big_reference()
+    if "--skip-pytest" not in sys.argv:
+        pytest_workers()
