@@ -38,6 +38,12 @@ class Entry:
         return self.case.name if self.case else self.path.stem
 
 
+def duplicate_name(path: Path, name: str, first: Path) -> InvalidCase:
+    """The error for a case whose name an earlier file (in path order) already uses."""
+    return InvalidCase(str(path), [Problem("name", f"duplicate case name {name!r}", found=f"also used by {first}",
+                                           hint="give each case a unique `name:` (it defaults to the file stem)")])
+
+
 def load_corpus(paths: list[str | Path]) -> list[Entry]:
     """Load every case file; a bad file is an entry with an error, so the others still run."""
     entries = []
@@ -53,10 +59,7 @@ def load_corpus(paths: list[str | Path]) -> list[Entry]:
             entries.append(Entry(path, None, error))
             continue
         if case.name in first_with_name:
-            error = InvalidCase(str(path), [Problem("name", f"duplicate case name {case.name!r}",
-                                                    found=f"also used by {first_with_name[case.name]}",
-                                                    hint="give each case a unique `name:` (it defaults to the file stem)")])
-            entries.append(Entry(path, None, error))
+            entries.append(Entry(path, None, duplicate_name(path, case.name, first_with_name[case.name])))
             continue
         first_with_name[case.name] = path
         entries.append(Entry(path, case, None))

@@ -30,17 +30,6 @@ def keras_flavor() -> str:
     return "keras3" if major >= 3 else "keras2"
 
 
-def keras_versions() -> dict[str, str]:
-    """Versions of what is under test, for reports."""
-    found = {}
-    for dist in ("tensorflow", "tensorflow-cpu", "keras", "numpy"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
-
-
 def _keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras  # noqa: PLC0415 - TensorFlow's import costs seconds; only pay it when running Keras

@@ -56,9 +56,8 @@ def estimate_noise(case: Case, flavor: str, exact_calls: list[ReferenceResult]) 
     for number, exact in enumerate(exact_calls):
         samples = [run[number] for run in runs]
         exact_out = reference_outputs(case, exact)
-        per_call.append({
-            name: max(_largest_difference(values, reference_outputs(case, s)[name]) for s in samples)
-            for name, values in exact_out.items()
-        })
+        sample_outs = [reference_outputs(case, s) for s in samples]
+        per_call.append({name: max(_largest_difference(values, out[name]) for out in sample_outs)
+                         for name, values in exact_out.items()})
         rows.append(_overflow_rows(exact, samples, case))
     return NoiseEstimate(per_call, rows)

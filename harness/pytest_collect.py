@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.discovery import duplicate_name
 from harness.documents import CASE_SUFFIXES
-from harness.errors import InvalidCase, Problem
+from harness.errors import InvalidCase
 from harness.keras_runner import keras_flavor
 from harness.loader import load_case
-from harness.runner import CaseResult, invalid_result, run_case
-from harness.versions import unmet
+from harness.runner import CaseResult, invalid_result, known_failure_applies, run_case
 
 
 def pytest_addoption(parser):
@@ -56,7 +56,7 @@ class CaseFile(pytest.File):
             if tag not in registered:  # tags are data, not typos: register them so pytest does not warn
                 self.config.addinivalue_line("markers", f"{tag}: harness case tag")
             item.add_marker(tag)
-        if case.known_failure and not unmet(case.known_failure.get("when", {})):  # XFAIL while it fails, XPASS once fixed
+        if known_failure_applies(case):  # XFAIL while it fails, XPASS once fixed
             item.add_marker(pytest.mark.xfail(reason=case.known_failure["reason"], raises=CaseFailure, strict=False))
         yield item
 
@@ -96,8 +96,6 @@ def pytest_collection_modifyitems(session, config, items):
     first: dict[str, Path] = {}
     for item in sorted((i for i in items if isinstance(i, CaseItem) and i.case is not None), key=lambda i: str(i.path)):
         if item.name in first:
-            item.error = InvalidCase(str(item.path), [Problem(
-                "name", f"duplicate case name {item.name!r}", found=f"also used by {first[item.name]}",
-                hint="give each case a unique `name:` (it defaults to the file stem)")])
+            item.error = duplicate_name(item.path, item.name, first[item.name])
         else:
             first[item.name] = item.path

@@ -247,17 +247,18 @@ def _without_outputs(name: str, old_outcome: str | None, result, had_outputs: bo
 
 
 def _compare_outputs(case: Case, old: list[dict], new: list[dict], result, old_flavor: str, new_flavor: str) -> CaseChange:
-    if [sorted(c) for c in old] != [sorted(c) for c in new] or any(
-            old[n][k].shape != new[n][k].shape for n in range(len(new)) for k in new[n]):
+    if [sorted(c) for c in old] != [sorted(c) for c in new]:
         return CaseChange(case.name, BEYOND, "the outputs' names or shapes changed", cause="structural change")
-    if all(old[n][k].tobytes() == new[n][k].tobytes() for n in range(len(new)) for k in new[n]):
+    pairs = [(n, k, old[n - 1][k], new[n - 1][k]) for n in range(1, len(new) + 1) for k in new[n - 1]]
+    if any(a.shape != b.shape for _, _, a, b in pairs):
+        return CaseChange(case.name, BEYOND, "the outputs' names or shapes changed", cause="structural change")
+    if all(a.tobytes() == b.tobytes() for _, _, a, b in pairs):
         return CaseChange(case.name, IDENTICAL)
     tolerances = {(number, diff.output): diff.tolerance for number, diff in result.diffs}
-    max_ulps = max(_ulps(old[n][k], new[n][k], case.dtype) for n in range(len(new)) for k in new[n])
+    max_ulps = max(_ulps(a, b, case.dtype) for _, _, a, b in pairs)
     with np.errstate(invalid="ignore"):
-        max_abs = max(float(np.nanmax(np.abs(old[n][k] - new[n][k]), initial=0.0)) for n in range(len(new)) for k in new[n])
-    within = all(diff_output(k, new[n][k], old[n][k], None, tolerances[(n + 1, k)]).passed
-                 for n in range(len(new)) for k in new[n])
+        max_abs = max(float(np.nanmax(np.abs(a - b), initial=0.0)) for _, _, a, b in pairs)
+    within = all(diff_output(k, b, a, None, tolerances[(n, k)]).passed for n, k, a, b in pairs)
     if within:
         return CaseChange(case.name, WITHIN, f"largest change {max_ulps:.3g} ulps", max_ulps, max_abs)
     old_ok = _agree(case, old, run_reference(case, old_flavor), tolerances)

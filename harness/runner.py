@@ -123,10 +123,15 @@ def _run_case(case: Case, flavor: str | None = None) -> CaseResult:
     return _known_failure(case, result)
 
 
+def known_failure_applies(case: Case) -> bool:
+    """Whether the case's known defect concerns the installed versions (elsewhere the case must pass)."""
+    return bool(case.known_failure) and not unmet(case.known_failure.get("when", {}))
+
+
 def _known_failure(case: Case, result: CaseResult) -> CaseResult:
     """Apply a case's known_failure marker: a failure becomes xfailed, a pass becomes xpassed."""
-    if not case.known_failure or unmet(case.known_failure.get("when", {})):
-        return result  # no known defect, or not in the installed versions: the case must pass
+    if not known_failure_applies(case):
+        return result
     reason = case.known_failure["reason"]
     upstream = f" ({case.known_failure['upstream']})" if case.known_failure.get("upstream") else ""
     if result.outcome in ("failed", "keras-error"):
