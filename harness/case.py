@@ -50,6 +50,7 @@ class Case:
     tolerance: dict = field(default_factory=dict)  # as written: {rtol, atol, <output>: {rtol, atol}}
     known_failure: dict | None = None  # {reason, upstream?, when?}: a known defect of what is under test
     requires: dict = field(default_factory=dict)  # {keras|tensorflow|numpy: specifier}: where the case applies
+    execution: tuple[str, ...] | None = None  # the case's own execution modes; None: the run's default
 
     @property
     def units(self) -> int:

@@ -15,6 +15,7 @@ from rich.table import Table
 from harness import __version__
 from harness.discovery import DEFAULT_CASE_DIR, Entry, load_corpus
 from harness.errors import InvalidCase
+from harness.modes import DEFAULT_MODES, parse_modes
 from harness.runner import OUTCOMES, CaseResult, invalid_result, run_case
 
 _STYLE = {"passed": "green", "failed": "red", "invalid": "magenta", "keras-error": "red", "unsupported": "yellow",
@@ -50,7 +51,7 @@ def cmd_run(args) -> int:
         return 1
     results = []
     for entry in entries:
-        result = invalid_result(entry.error, entry.name) if entry.error else run_case(entry.case)
+        result = invalid_result(entry.error, entry.name) if entry.error else run_case(entry.case, modes=args.mode)
         results.append(result)
         style = _STYLE[result.outcome]
         console.print(f"[{style}]{result.outcome.upper():<12}[/] {result.name}  [dim]{result.path}  "
@@ -76,6 +77,7 @@ def _margins(console: Console, results: list[CaseResult], count: int) -> None:
     for ratio, result in rated[:count]:
         call, diff = max(result.diffs, key=lambda pair: pair[1].max_error_ratio)
         where = f"call {call} {diff.output}" if len({n for n, _ in result.diffs}) > 1 else diff.output
+        where = f"{diff.mode} {where}" if len(result.modes) > 1 else where
         table.add_row(f"{ratio:.3g}", result.name, f"{where} ({diff.tolerance.source})")
     console.print(table)
 
@@ -268,6 +270,13 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def _modes_argument(text: str) -> tuple[str, ...]:
+    try:
+        return parse_modes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="Differential tests of Keras recurrent layers "
                                      "against an independent float64 NumPy reference.")
@@ -279,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-k", "--keyword", help="only cases whose name contains this text")
     run.add_argument("--tag", action="append", help="only cases with this tag (repeatable: any of them)")
     run.add_argument("--report-json", metavar="FILE", help="write one JSON object per case to FILE")
+    run.add_argument("--mode", type=_modes_argument, metavar="MODES",
+                     help="execution modes for cases that do not state `execution:`: eager, graph, xla, all, "
+                          f"or a comma-separated list (default: {','.join(DEFAULT_MODES)})")
     run.add_argument("--margins", nargs="?", const=10, type=int, metavar="N",
                      help="list the N cases (default 10) whose error comes closest to their tolerance")
     run.set_defaults(func=cmd_run)

@@ -44,6 +44,7 @@ class OutputDiff:
     verdict: str = AGREE
     max_error_ratio: float = 0.0  # largest |keras - reference| / bound: how close to the edge it ran
     overflowed: int = 0  # elements where Keras and the rounded reference both overflowed the dtype
+    mode: str = "eager"  # the execution mode Keras ran in
 
     @property
     def passed(self) -> bool:

@@ -62,14 +62,16 @@ def _cell_fault(kind: str, scale: float = 1.0):
     @contextlib.contextmanager
     def install():
         lstm = _lstm_module()
+        import tensorflow as tf  # noqa: PLC0415
         from keras import ops  # noqa: PLC0415
 
         def replacement(original):
             def call(self, inputs, states, training=False):
                 h_tm1, c_tm1 = states[0], states[1]
                 z = ops.matmul(inputs, self.kernel) + ops.matmul(h_tm1, self.recurrent_kernel)
+                scaled = kind == "bias-scaled" or (kind == "bias-scaled-when-compiled" and not tf.executing_eagerly())
                 if self.use_bias and kind != "bias-ignored":
-                    z = z + (self.bias * 1.001 if kind == "bias-scaled" else self.bias)
+                    z = z + (self.bias * 1.001 if scaled else self.bias)
                 if kind == "recurrent-kernel-ignored":
                     z = ops.matmul(inputs, self.kernel) + (self.bias if self.use_bias else 0.0)
                 z_i, z_f, z_c, z_o = ops.split(z, 4, axis=1)
@@ -190,4 +192,6 @@ MORE_FAULTS: tuple[Fault, ...] = (
     Fault("backwards-sequence-reordered", "with go_backwards the sequence is returned in input order",
           _layer_fault("backwards-sequence-reordered")),
     Fault("reset-states-ignored", "reset_states() does nothing", _reset_states_ignored),
+    Fault("bias-scaled-when-compiled", "the bias is multiplied by 1.001 under tf.function only (eager is right)",
+          _cell_fault("bias-scaled-when-compiled")),
 )

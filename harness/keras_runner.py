@@ -80,13 +80,10 @@ def _call_arguments(case: Case, compute: str) -> list[tuple[bool, object, dict]]
     return prepared
 
 
-def run_keras(case: Case) -> KerasRun:
-    """Build the layer, set the case's weights, run every call."""
-    keras = _keras()
-    compute = precision.compute_dtype(case.dtype)
+def _build(case: Case, keras):
+    """A fresh layer with the case's weights (rounded to the variable dtype), built for the case's shapes."""
     variable = precision.variable_dtype(case.dtype)
     weights = {name: precision.round_to(values, variable) for name, values in case.weights.items()}
-    arguments = _call_arguments(case, compute)
     first = case.calls[0].input
     try:
         layer_cls = getattr(keras.layers, case.layer)
@@ -99,7 +96,27 @@ def run_keras(case: Case) -> KerasRun:
             cell.bias.assign(weights["bias"])
     except Exception as exc:  # noqa: BLE001 - whatever Keras raises is reported, not crashed on
         raise KerasFailure("building the layer and setting the weights", exc) from exc
+    return layer
 
+
+def _runner(layer, mode: str):
+    """The layer's call as the mode runs it. A new tf.function per case and mode: a trace is never shared
+    between cases, so nothing one case did (or a Keras patched in between) can leak into another."""
+    if mode == "eager":
+        return lambda x, kwargs: layer(x, **kwargs)
+    import tensorflow as tf  # noqa: PLC0415 - already imported by Keras
+
+    return tf.function(lambda x, kwargs: layer(x, **kwargs), jit_compile=mode == "xla", reduce_retracing=False)
+
+
+def _run_mode(case: Case, layer, mode: str, arguments) -> KerasRun:
+    """Every call of the case in one mode, from the layer's initial state (stateful layers are reset first)."""
+    call_layer = _runner(layer, mode)
+    if case.stateful:
+        try:
+            layer.reset_states()  # the states another mode left behind; a fresh layer's are zeros too
+        except Exception as exc:  # noqa: BLE001
+            raise KerasFailure(f"resetting the states before {mode} mode", exc) from exc
     raw_outputs = []
     for number, (reset, x, kwargs) in enumerate(arguments, start=1):
         stage = "running the layer" if len(arguments) == 1 else f"running call {number}"
@@ -108,9 +125,34 @@ def run_keras(case: Case) -> KerasRun:
                 layer.reset_states()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # e.g. "softmax over an axis of size 1": the case's choice
-                raw_outputs.append(layer(x, **kwargs))
+                raw_outputs.append(call_layer(x, kwargs))
         except Exception as exc:  # noqa: BLE001
-            raise KerasFailure(stage, exc) from exc
+            raise KerasFailure(f"{stage} ({mode} mode)", exc) from exc
     native = [_outputs(case, raw) for raw in raw_outputs]
     return KerasRun(outputs=[{k: v.astype(np.float64) for k, v in call.items()} for call in native],
                     dtypes=[{k: str(v.dtype) for k, v in call.items()} for call in native])
+
+
+def run_keras_modes(case: Case, modes: tuple[str, ...]) -> dict[str, KerasRun | KerasFailure]:
+    """Build one layer, set the case's weights, run every call in each mode. A failure to build raises
+    KerasFailure; a mode that fails is reported as that mode's KerasFailure and the other modes still run.
+    One layer serves every mode: its weights are never written by a call, and stateful layers are reset
+    between modes (tests/test_modes.py checks the results equal those of a fresh layer per mode, bit for bit)."""
+    keras = _keras()
+    arguments = _call_arguments(case, precision.compute_dtype(case.dtype))
+    layer = _build(case, keras)
+    results: dict[str, KerasRun | KerasFailure] = {}
+    for mode in modes:
+        try:
+            results[mode] = _run_mode(case, layer, mode, arguments)
+        except KerasFailure as failure:
+            results[mode] = failure
+    return results
+
+
+def run_keras(case: Case, mode: str = "eager") -> KerasRun:
+    """One mode on a fresh layer; raises KerasFailure."""
+    result = run_keras_modes(case, (mode,))[mode]
+    if isinstance(result, KerasFailure):
+        raise result
+    return result

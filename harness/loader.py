@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 
-from harness import random_arrays
+from harness import modes, random_arrays
 from harness.case import OUTPUT_NAMES, Call, Case, compared_outputs
 from harness.documents import field_line, read_document
 from harness.errors import InvalidCase, Problem
@@ -280,7 +280,7 @@ def _build(doc: dict, path: Path) -> Case:
         name=doc.get("name", path.stem), path=path, config=dict(config), dtype=doc.get("dtype", "float32"),
         weights=weights, calls=calls, layer=doc.get("layer", "LSTM"), description=doc.get("description", ""),
         tags=tuple(doc.get("tags", ())), tolerance=tolerance, known_failure=doc.get("known_failure"),
-        requires=doc.get("requires", {}),
+        requires=doc.get("requires", {}), execution=modes.from_document(doc.get("execution")),
     )
 
 

@@ -15,12 +15,26 @@ from harness.documents import CASE_SUFFIXES
 from harness.errors import InvalidCase
 from harness.keras_runner import keras_flavor
 from harness.loader import load_case
+from harness.modes import DEFAULT_MODES, parse_modes
 from harness.runner import CaseResult, invalid_result, known_failure_applies, run_case
 
 
 def pytest_addoption(parser):
     parser.addini("harness_case_dirs", type="args", default=["cases"],
                   help="folders (relative to rootdir) whose .yaml/.yml/.json files are harness cases")
+    parser.addoption("--harness-mode", metavar="MODES", default=None,
+                     help="execution modes for cases without `execution:`: eager, graph, xla, all, or a "
+                          f"comma-separated list (default: {','.join(DEFAULT_MODES)})")
+
+
+def _run_modes(config) -> tuple[str, ...] | None:
+    text = config.getoption("--harness-mode")
+    if text is None:
+        return None
+    try:
+        return parse_modes(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--harness-mode: {exc}") from None
 
 
 def _case_dirs(config) -> list[Path]:
@@ -71,7 +85,7 @@ class CaseItem(pytest.Item):
         if self.error is not None:
             result = invalid_result(self.error, self.name)
         else:
-            result = run_case(self.case, keras_flavor())
+            result = run_case(self.case, keras_flavor(), _run_modes(self.config))
         self.user_properties.append(("harness_outcome", result.outcome))
         if result.outcome == "skipped":
             pytest.skip(result.message)
@@ -88,6 +102,7 @@ class CaseItem(pytest.Item):
 
 
 def pytest_configure(config):
+    _run_modes(config)  # a bad --harness-mode stops the run before collection, naming the bad word
     config.addinivalue_line("markers", "harness case tags: each tag of a case file is a marker of its item")
 
 

@@ -69,7 +69,8 @@ def record(paths: list, out: Path) -> dict:
             cases[entry.name] = {"path": str(entry.path), "sha256": file_hash, "outcome": "invalid"}
             continue
         result = run_case(entry.case)
-        item = {"path": str(entry.path), "sha256": file_hash, "outcome": result.outcome, "dtype": entry.case.dtype}
+        item = {"path": str(entry.path), "sha256": file_hash, "outcome": result.outcome, "dtype": entry.case.dtype,
+                "mode": result.modes[0] if result.modes else None}
         if result.keras_outputs is not None:
             data = _npz_bytes(result.keras_outputs)
             name = f"cases/{entry.case.name}.npz"
@@ -227,6 +228,10 @@ def compare(recording: Recording, paths: list) -> Comparison:
         old = recording.outputs(name)
         result = run_case(entry.case)
         new = result.keras_outputs
+        if item.get("mode") and result.modes and item["mode"] != result.modes[0]:
+            comparison.changes.append(CaseChange(name, NOT_COMPARABLE, f"recorded in {item['mode']} mode, "
+                                                 f"now run first in {result.modes[0]} mode: record again"))
+            continue
         if old is None or new is None:
             comparison.changes.append(_without_outputs(name, item.get("outcome"), result, old is not None))
             continue

@@ -79,9 +79,10 @@ def _table(diff: OutputDiff, case: Case, call_label: str) -> list[str]:
     return lines
 
 
-def output_report(diff: OutputDiff, case: Case, call: int) -> list[str]:
+def output_report(diff: OutputDiff, case: Case, call: int, modes: tuple[str, ...] = ("eager",)) -> list[str]:
     """The explanation of one failing output."""
-    call_label = f"call {call}: " if len(case.calls) > 1 else ""
+    parts = ([diff.mode] if len(modes) > 1 else []) + ([f"call {call}"] if len(case.calls) > 1 else [])
+    call_label = f"{', '.join(parts)}: " if parts else ""
     if diff.structure_problem:
         return [f"  {call_label}{diff.output}: {diff.structure_problem}"]
     count = len(diff.mismatches)
@@ -98,26 +99,76 @@ def output_report(diff: OutputDiff, case: Case, call: int) -> list[str]:
     return lines + _table(diff, case, call_label)
 
 
-def summary_line(case: Case, diffs: list[tuple[int, OutputDiff]]) -> str:
+def _failing_names(case: Case, modes: tuple[str, ...], failing: list[tuple[int, OutputDiff]]) -> str:
+    """"h, c" for one mode; "h, c in eager, graph" when the modes fail alike; "graph: h; xla: c, h" otherwise."""
+    by_mode: dict[str, list[str]] = {}
+    for number, diff in failing:
+        by_mode.setdefault(diff.mode, []).append(f"call {number} {diff.output}" if len(case.calls) > 1 else diff.output)
+    if len(modes) == 1:
+        return ", ".join(by_mode[modes[0]])
+    lists = list(by_mode.values())
+    if all(names == lists[0] for names in lists):
+        return f"{', '.join(lists[0])} in {', '.join(by_mode)}"
+    return "; ".join(f"{mode}: {', '.join(names)}" for mode, names in by_mode.items())
+
+
+def mode_spread(case: Case, outputs: dict[str, list[dict]]) -> list[str]:
+    """How far each mode's Keras outputs are from the first mode's: said even when all pass, because
+    a mode that drifts from the others is the first sign of a mode-specific code path."""
+    if len(outputs) < 2:
+        return []
+    (first, base), *others = outputs.items()
+    lines = []
+    for mode, calls in others:
+        pairs = [(a[name], b[name]) for a, b in zip(base, calls) for name in a if name in b]
+        differing = sum(int(np.sum(~((x == y) | (np.isnan(x) & np.isnan(y))))) for x, y in pairs)
+        total = sum(x.size for x, _ in pairs)
+        if differing == 0:
+            lines.append(f"{mode} and {first}: bit-identical")
+            continue
+        with np.errstate(invalid="ignore"):
+            largest = max(float(np.nanmax(np.abs(x - y), initial=0.0)) for x, y in pairs)
+        lines.append(f"{mode} differs from {first} in {differing} of {total} elements, by at most {largest:.3g}")
+    return lines
+
+
+def summary_line(case: Case, diffs: list[tuple[int, OutputDiff]], modes: tuple[str, ...] = ("eager",),
+                 errors: dict | None = None) -> str:
+    errors = errors or {}
     failing = [(n, d) for n, d in diffs if not d.passed]
     margin = max((d.max_error_ratio for _, d in diffs), default=0.0)
-    if not failing:
-        return f"{len(diffs)} outputs agree; largest error {margin:.2g}x tolerance"
-    names = ", ".join(f"{'call %d ' % n if len(case.calls) > 1 else ''}{d.output}" for n, d in failing)
-    return f"mismatch in {names}: {failing[0][1].verdict}"
+    agreeing = [m for m in modes if m not in errors and all(d.passed for _, d in diffs if d.mode == m)]
+    others = f" ({', '.join(agreeing)} agree{'s' if len(agreeing) == 1 else ''})" if len(modes) > 1 and agreeing else ""
+    if failing:
+        return f"mismatch in {_failing_names(case, modes, failing)}: {failing[0][1].verdict}{others}"
+    if errors:
+        return "; ".join(str(e) for e in errors.values()) + others
+    count = len({(n, d.output) for n, d in diffs})
+    in_modes = f" in every mode ({', '.join(modes)})" if len(modes) > 1 else ""
+    return f"{count} outputs agree{in_modes}; largest error {margin:.2g}x tolerance"
 
 
-def case_report(case: Case, diffs: list[tuple[int, OutputDiff]], flavor: str) -> str:
+def case_report(case: Case, diffs: list[tuple[int, OutputDiff]], flavor: str, modes: tuple[str, ...] = ("eager",),
+                errors: dict | None = None, spread: list[str] | None = None) -> str:
     """Full report for one compared case (pass or fail)."""
+    errors = errors or {}
     failing = [(n, d) for n, d in diffs if not d.passed]
-    status = "FAILED" if failing else "PASSED"
-    lines = [f"{status} {case.name} ({case.path})", f"  {_config_line(case)}; reference semantics: {flavor}"]
+    status = "FAILED" if failing else "KERAS-ERROR" if errors else "PASSED"
+    lines = [f"{status} {case.name} ({case.path})",
+             f"  {_config_line(case)}; modes: {', '.join(modes)}; reference semantics: {flavor}"]
+    for mode in modes:
+        if len(modes) > 1 and mode not in errors:
+            bad = sorted({d.output for _, d in failing if d.mode == mode})
+            lines.append(f"  {mode}: " + (f"FAILED ({', '.join(bad)})" if bad else "agrees with the reference"))
+        elif mode in errors:
+            lines.append(f"  {mode}: KERAS-ERROR: {errors[mode]}")
+    lines.extend(f"  modes compared: {line}" for line in spread or [])
     overflowed = sum(d.overflowed for _, d in diffs)
     if overflowed:
         lines.append(f"  note: {overflowed} elements overflowed {compute_dtype(case.dtype)} in Keras and in the "
                      "rounded reference alike; accepted as the dtype's range, not a defect")
-    if not failing:
-        lines.append(f"  {summary_line(case, diffs)}")
+    if not failing and not errors:
+        lines.append(f"  {summary_line(case, diffs, modes)}")
     for call, diff in failing:
-        lines.extend(output_report(diff, case, call))
+        lines.extend(output_report(diff, case, call, modes))
     return "\n".join(lines)

@@ -11,8 +11,9 @@ from harness import report
 from harness.case import Case
 from harness.compare import OutputDiff, diff_output
 from harness.errors import InvalidCase, KerasFailure, NotApplicable, Unsupported
-from harness.keras_runner import keras_flavor, run_keras
+from harness.keras_runner import KerasRun, keras_flavor, run_keras_modes
 from harness.loader import load_case
+from harness.modes import modes_for
 from harness.noise import NoiseEstimate, estimate_noise
 from harness.precision import compute_dtype
 from harness.reference_runner import reference_outputs, run_reference
@@ -37,7 +38,8 @@ class CaseResult:
     details: str = ""
     diffs: list[tuple[int, OutputDiff]] = field(default_factory=list)  # (call number, diff)
     duration_s: float = 0.0
-    keras_outputs: list[dict] | None = None  # per call: output name -> float64 array, when Keras ran
+    keras_outputs: list[dict] | None = None  # per call: output name -> float64 array, of the first mode, when it ran
+    modes: tuple[str, ...] = ()  # the execution modes Keras ran in; keras_outputs are those of modes[0]
 
     @property
     def ok(self) -> bool:
@@ -46,9 +48,9 @@ class CaseResult:
     def to_json(self) -> dict:
         return {
             "case": self.name, "path": self.path, "outcome": self.outcome, "message": self.message,
-            "details": self.details, "duration_s": round(self.duration_s, 4),
+            "details": self.details, "duration_s": round(self.duration_s, 4), "modes": list(self.modes),
             "outputs": [
-                {"call": call, "output": d.output, "passed": d.passed, "mismatched": len(d.mismatches),
+                {"call": call, "mode": d.mode, "output": d.output, "passed": d.passed, "mismatched": len(d.mismatches),
                  "total": d.total, "max_abs_diff": d.max_abs, "max_rel_diff": d.max_rel,
                  "error_to_tolerance": d.max_error_ratio, "tolerance": {"rtol": d.tolerance.rtol, "atol": d.tolerance.atol},
                  "verdict": d.verdict}
@@ -82,18 +84,19 @@ def compare_case(case: Case, keras_calls: list[dict], reference_calls: list,
     return diffs
 
 
-def run_case(case: Case, flavor: str | None = None) -> CaseResult:
-    """Run a loaded case on the reference and on Keras and compare them. A bug of the harness itself
-    is the case's own "harness-error" outcome, with the traceback, so the other cases still run."""
+def run_case(case: Case, flavor: str | None = None, modes: tuple[str, ...] | None = None) -> CaseResult:
+    """Run a loaded case on the reference and on Keras and compare them. `modes` is the run's default
+    execution modes (a case's own `execution:` wins). A bug of the harness itself is the case's own
+    "harness-error" outcome, with the traceback, so the other cases still run."""
     try:
-        return _run_case(case, flavor)
+        return _run_case(case, flavor, modes_for(case.execution, modes))
     except Exception:  # noqa: BLE001 - reported in full, never hidden
         trace = traceback.format_exc()
         return CaseResult(case.name, str(case.path), "harness-error", trace.strip().splitlines()[-1],
                           f"HARNESS-ERROR {case.name} ({case.path}): a bug in the harness, please report it\n{trace}")
 
 
-def _run_case(case: Case, flavor: str | None = None) -> CaseResult:
+def _run_case(case: Case, flavor: str | None, modes: tuple[str, ...]) -> CaseResult:
     started = time.perf_counter()
     flavor = flavor or keras_flavor()
     shown = str(case.path)
@@ -110,16 +113,26 @@ def _run_case(case: Case, flavor: str | None = None) -> CaseResult:
     except NotApplicable as exc:
         return CaseResult(case.name, shown, "skipped", str(exc), f"SKIPPED {case.name} ({shown}): {exc}")
     try:
-        keras_run = run_keras(case)
-    except KerasFailure as exc:
+        runs = run_keras_modes(case, modes)
+    except KerasFailure as exc:  # the layer could not be built: no mode ran
         return _known_failure(case, CaseResult(case.name, shown, "keras-error", str(exc),
                                                f"KERAS-ERROR {case.name} ({shown}): {exc}",
-                                               duration_s=time.perf_counter() - started))
-    keras_calls = keras_run.outputs
-    diffs = compare_case(case, keras_calls, reference_calls, noise, keras_run.dtypes)
-    failed = [(n, d) for n, d in diffs if not d.passed]
-    result = CaseResult(case.name, shown, "failed" if failed else "passed", report.summary_line(case, diffs),
-                        report.case_report(case, diffs, flavor), diffs, time.perf_counter() - started, keras_calls)
+                                               duration_s=time.perf_counter() - started, modes=modes))
+    ran = {mode: run for mode, run in runs.items() if isinstance(run, KerasRun)}
+    errors = {mode: run for mode, run in runs.items() if isinstance(run, KerasFailure)}
+    diffs = []
+    for mode, run in ran.items():
+        for number, diff in compare_case(case, run.outputs, reference_calls, noise, run.dtypes):
+            diff.mode = mode
+            diffs.append((number, diff))
+    spread = report.mode_spread(case, {mode: run.outputs for mode, run in ran.items()})
+    failed = any(not d.passed for _, d in diffs)
+    outcome = "failed" if failed else "keras-error" if errors else "passed"
+    message = report.summary_line(case, diffs, modes, errors)
+    details = report.case_report(case, diffs, flavor, modes, errors, spread)
+    primary = runs[modes[0]]
+    result = CaseResult(case.name, shown, outcome, message, details, diffs, time.perf_counter() - started,
+                        primary.outputs if isinstance(primary, KerasRun) else None, modes)
     return _known_failure(case, result)
 
 
@@ -153,11 +166,11 @@ def invalid_result(error: InvalidCase, name: str) -> CaseResult:
     return CaseResult(name, error.path, "invalid", message, f"INVALID {error.render()}")
 
 
-def run_path(path: str | Path, flavor: str | None = None) -> CaseResult:
+def run_path(path: str | Path, flavor: str | None = None, modes: tuple[str, ...] | None = None) -> CaseResult:
     """Load and run one case file; a bad file becomes an "invalid" result, never an exception."""
     path = Path(path)
     try:
         case = load_case(path)
     except InvalidCase as error:
         return invalid_result(error, path.stem)
-    return run_case(case, flavor)
+    return run_case(case, flavor, modes)

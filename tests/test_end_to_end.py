@@ -121,17 +121,20 @@ def test_a_perturbed_keras_is_caught(monkeypatch, seed_text, write_case):
     """The harness must be able to fail: scale Keras's h by 1 + 1e-4 and the float32 seed case fails."""
     from harness import keras_runner
 
-    real = keras_runner.run_keras
+    real = keras_runner.run_keras_modes
 
-    def perturbed(case):
-        run = real(case)
-        for outputs in run.outputs:
-            outputs["h"] = outputs["h"] * (1 + 1e-4)
-        return run
+    def perturbed(case, modes):
+        runs = real(case, modes)
+        for run in runs.values():
+            for outputs in run.outputs:
+                outputs["h"] = outputs["h"] * (1 + 1e-4)
+        return runs
 
-    monkeypatch.setattr("harness.runner.run_keras", perturbed)
+    monkeypatch.setattr("harness.runner.run_keras_modes", perturbed)
     result = run_path(write_case(seed_text))
     assert result.outcome == "failed"
+    assert result.message == ("mismatch in h in eager, graph: Keras disagrees with both the reference and the hand "
+                              "value: Keras is likely wrong")
     assert "Keras disagrees with both the reference and the hand value" in result.details
 
 
@@ -178,17 +181,18 @@ def test_keras_returning_another_dtype_than_the_policy_fails(monkeypatch, seed_t
     values, being more precise, agree with the reference."""
     from harness import keras_runner
 
-    real = keras_runner.run_keras
+    real = keras_runner.run_keras_modes
 
-    def float32_instead(case):
-        run = real(case)
-        run.dtypes = [{name: "float32" for name in call} for call in run.dtypes]
-        return run
+    def float32_instead(case, modes):
+        runs = real(case, modes)
+        for run in runs.values():
+            run.dtypes = [{name: "float32" for name in call} for call in run.dtypes]
+        return runs
 
-    monkeypatch.setattr("harness.runner.run_keras", float32_instead)
+    monkeypatch.setattr("harness.runner.run_keras_modes", float32_instead)
     result = run_path(write_case(seed_text.replace("dtype: float32", "dtype: float16")))
     assert result.outcome == "failed"
-    assert "h: dtype mismatch: Keras returned float32, but dtype float16 computes in float16" in result.details
+    assert "eager: h: dtype mismatch: Keras returned float32, but dtype float16 computes in float16" in result.details
 
 
 def test_cli_filters_by_keyword_and_tag_but_keeps_invalid_files(tmp_path, seed_text, capsys):
