@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Run the whole corpus and print the per-case lines and the summary.
+# Run the whole corpus and print the per-case lines and the summary; `make run MODE=all` for every
+# execution mode (default: eager,graph).
+MODE ?=
 run: $(STAMP)
-	$(BIN)/harness run cases
+	$(BIN)/harness run cases $(if $(MODE),--mode $(MODE))
 
 # The harness's own tests, then the corpus, with pytest (two workers: one per core).
 test: $(STAMP)

@@ -1,9 +1,10 @@
-"""Where the time goes (issue 6 baseline): figures printed as ratios from one run, never asserted.
+"""Where the time goes (issue 6): figures printed as ratios from one run, never asserted.
 
 Usage: .venv/bin/python bench/speed.py [--skip-pytest]
-1. per-case split over the corpus: Keras call vs the harness's own work (load, reference, noise, compare);
+1. per-case split over the corpus, per execution-mode setting: Keras calls vs the harness's own work
+   (load, reference, noise, compare), and the whole run vs the naive baseline (a fresh eager layer per case);
 2. `harness run` on one case vs a bare `import tensorflow` (both as fresh processes);
-3. the reference vs Keras float32 on batch 64, 200 steps, 256 units, 128 features;
+3. the reference vs Keras float32 (each mode) on batch 64, 200 steps, 256 units, 128 features;
 4. pytest -n 2 vs -n 0 on the corpus (slow; --skip-pytest to leave it out).
 """
 
@@ -20,6 +21,7 @@ from harness import keras_runner, runner
 from harness.case import Call, Case
 from harness.discovery import load_corpus
 from harness.keras_runner import keras_flavor
+from harness.modes import DEFAULT_MODES, MODES
 from harness.reference_runner import run_reference
 
 
@@ -32,26 +34,37 @@ def _wall(command: list[str]) -> float:
 def corpus_split() -> None:
     entries = [e for e in load_corpus(["cases"]) if e.case]
     keras_time = 0.0
-    real = keras_runner.run_keras
+    real = keras_runner.run_keras_modes
 
-    def timed(case):
+    def timed(case, modes):
         nonlocal keras_time
         started = time.perf_counter()
         try:
-            return real(case)
+            return real(case, modes)
         finally:
             keras_time += time.perf_counter() - started
 
-    runner.run_keras = timed
     runner.run_case(entries[0].case)  # TensorFlow's import and first-call costs out of the figures
-    keras_time = 0.0
     started = time.perf_counter()
     for entry in entries:
-        runner.run_case(entry.case)
-    total = time.perf_counter() - started
-    runner.run_keras = real
-    print(f"corpus: {len(entries)} cases in {total:.2f}s; Keras calls {keras_time:.2f}s; "
-          f"harness's own work {total - keras_time:.2f}s = {(total - keras_time) / keras_time:.0%} of the Keras time")
+        try:
+            keras_runner.run_keras(entry.case, "eager")
+        except Exception:  # noqa: BLE001 - a Keras error costs what it costs
+            pass
+    naive = time.perf_counter() - started
+    print(f"naive baseline: a fresh eager layer per case, {len(entries)} cases: {naive:.2f}s of Keras calls")
+    runner.run_keras_modes = timed
+    for label, modes in (("default (" + ",".join(DEFAULT_MODES) + ")", None), ("eager", ("eager",)),
+                         ("graph", ("graph",)), ("xla", ("xla",))):
+        keras_time = 0.0
+        started = time.perf_counter()
+        for entry in entries:
+            runner.run_case(entry.case, modes=modes)
+        total = time.perf_counter() - started
+        print(f"harness, modes {label}: {total:.2f}s = {naive / total:.2f}x the naive baseline's throughput; "
+              f"Keras {keras_time:.2f}s, harness's own work {total - keras_time:.2f}s = "
+              f"{(total - keras_time) / keras_time:.0%} of the Keras time")
+    runner.run_keras_modes = real
 
 
 def single_case() -> None:
@@ -69,15 +82,16 @@ def big_reference() -> None:
                          "recurrent_kernel": rng.normal(0, 0.05, (units, 4 * units)),
                          "bias": rng.normal(0, 0.05, 4 * units)},
                 calls=[Call(input=rng.normal(size=(batch, steps, features)))])
-    keras_runner.run_keras(case)  # warm up
-    started = time.perf_counter()
-    keras_runner.run_keras(case)
-    keras_s = time.perf_counter() - started
     started = time.perf_counter()
     run_reference(case, keras_flavor())
     reference_s = time.perf_counter() - started
-    print(f"big case (64x200x128 -> 256 units): reference float64 {reference_s:.2f}s vs Keras float32 {keras_s:.2f}s "
-          f"(ratio {reference_s / keras_s:.2f})")
+    for mode in MODES:
+        keras_runner.run_keras(case, mode)  # warms TensorFlow up; the timed call builds, traces and compiles anew, as the harness does
+        started = time.perf_counter()
+        keras_runner.run_keras(case, mode)
+        keras_s = time.perf_counter() - started
+        print(f"big case (64x200x128 -> 256 units): reference float64 {reference_s:.2f}s vs Keras float32 {mode} "
+              f"{keras_s:.2f}s, first call included (ratio {reference_s / keras_s:.2f})")
 
 
 def pytest_workers() -> None:

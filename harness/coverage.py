@@ -14,6 +14,7 @@ import numpy as np
 
 from harness.activations import get_activation, supported_names
 from harness.case import Case
+from harness.modes import MODES, modes_for
 from harness.precision import POLICIES, compute_dtype, finfo, input_as_computed
 
 MASK_PATTERNS = ("none", "right-padded", "left-padded", "middle-gap", "row-fully-masked", "first-step-masked")
@@ -126,6 +127,7 @@ def dimension_values(flavor: str) -> dict[str, tuple[str, ...]]:
         "timesteps": ("1", "2-199", "200+"),
         "features": ("1", "2-63", "64+"),
         "dtype": tuple(POLICIES),
+        "execution mode": MODES,
         "unroll": ("false", "true"),
         "use_bias": ("false", "true"),
         "implementation": ("1", "2"),
@@ -157,6 +159,7 @@ def classify(case: Case, flavor: str) -> dict[str, set[str]]:
         "timesteps": {_bucket(s[1], ((1, "1"), (2, "2-199"), (200, "200+"))) for s in shapes},
         "features": {_bucket(s[2], ((1, "1"), (2, "2-63"), (64, "64+"))) for s in shapes},
         "dtype": {case.dtype},
+        "execution mode": set(modes_for(case.execution, None)),  # cases without `execution:`: the default modes
         "unroll": flag("unroll"),
         "use_bias": flag("use_bias", True),
         "implementation": {str(config.get("implementation", 2))},

@@ -75,6 +75,9 @@ def case_documents(draw, flavor: str = "keras3") -> dict:
                        "recurrent_kernel": _random(next(seeds), scale=scale)}}
     if config["use_bias"]:
         doc["weights"]["bias"] = _random(next(seeds), scale=scale)
+    execution = draw(st.sampled_from([None, "all"]))  # None: the run's default modes; shrinks toward it
+    if execution:
+        doc["execution"] = execution
 
     def call_entry(first: bool) -> dict:
         entry = {"input": _random(next(seeds), shape=[batch, steps, features],

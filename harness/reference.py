@@ -87,11 +87,15 @@ def lstm_forward(
     outputs = []
     steps = []
 
+    with np.errstate(all="ignore"):
+        # x_t W of every step as one matrix product (the input does not depend on the recurrence): the same
+        # sums, up to float64 summation order, and several times faster than one small product per step
+        xw = (x.reshape(batch * timesteps, x.shape[2]) @ W).reshape(batch, timesteps, 4 * units)
     order = range(timesteps - 1, -1, -1) if go_backwards else range(timesteps)
     for step, t in enumerate(order):
         h_tm1, c_tm1 = h, c
         with np.errstate(all="ignore"):  # NaN/Inf in a case must propagate, not warn
-            z = q(q(x[:, t, :] @ W) + q(h_tm1 @ U) + b)
+            z = q(q(xw[:, t, :]) + q(h_tm1 @ U) + b)
             z_i, z_f, z_c, z_o = np.split(z, 4, axis=1)
             i, f, o = q(r(z_i)), q(r(z_f)), q(r(z_o))
             c_candidate = q(g(z_c))

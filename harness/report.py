@@ -169,6 +169,22 @@ def case_report(case: Case, diffs: list[tuple[int, OutputDiff]], flavor: str, mo
                      "rounded reference alike; accepted as the dtype's range, not a defect")
     if not failing and not errors:
         lines.append(f"  {summary_line(case, diffs, modes)}")
+    shown: dict[tuple[int, str], list[OutputDiff]] = {}
     for call, diff in failing:
-        lines.extend(output_report(diff, case, call, modes))
+        same = next((d for d in shown.get((call, diff.output), []) if _same_mismatches(d, diff)), None)
+        if same is None:
+            lines.extend(output_report(diff, case, call, modes))
+            shown.setdefault((call, diff.output), []).append(diff)
+        else:  # modes that fail alike are told once
+            where = f"{diff.mode}, call {call}" if len(case.calls) > 1 else diff.mode
+            count = len(diff.mismatches)
+            lines.append(f"  {where}: {diff.output}: the same {count} mismatched element{'s' if count != 1 else ''}, "
+                         f"with the same values, as in {same.mode}")
     return "\n".join(lines)
+
+
+def _same_mismatches(a: OutputDiff, b: OutputDiff) -> bool:
+    def key(diff: OutputDiff):
+        return diff.structure_problem, [(m.index, repr(m.values["keras"])) for m in diff.mismatches]
+
+    return key(a) == key(b)

@@ -40,7 +40,7 @@ def test_pytest_passes_the_seed_and_fails_the_mistaken_hand_value(corpus):
                                  "cases/wrong.yaml::seed-mistaken-hand-value FAILED*"])
     assert "the hand value disagrees with both Keras and the reference" in out
     result.stdout.fnmatch_lines(["*h: 1 of 3 elements mismatched*", "*[[]0, 2[]]*0*0*1*expected*"])
-    assert "broken.yaml:3: YAML syntax error: expected ',' or ']'" in out
+    assert "broken.yaml:3: YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence)" in out
 
 
 def test_tags_become_markers(corpus):
