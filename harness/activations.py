@@ -35,7 +35,8 @@ def _sigmoid(x):
     # Split by sign so exp never overflows: 1/(1+e^-x) for x >= 0, e^x/(1+e^x) otherwise.
     with np.errstate(over="ignore"):
         e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    t = 1.0 / (1.0 + e)
+    return np.where(x >= 0, t, e * t)
 
 
 def _softplus(x):
