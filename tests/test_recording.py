@@ -141,3 +141,13 @@ def test_a_case_that_did_not_run_when_recorded_is_not_comparable(recorded, corpu
     (recorded / "manifest.json").write_text(json.dumps(manifest))
     [change] = [c for c in compare(open_recording(recorded), [corpus]).changes if c.name == "seed-linear-gates"]
     assert change.kind == "not comparable" and "outcome when recorded: skipped; now: passed" in change.detail
+
+
+def test_outputs_recorded_in_another_mode_are_not_compared(recorded, corpus):
+    manifest = json.loads((recorded / "manifest.json").read_text())
+    assert manifest["cases"]["seed-linear-gates"]["mode"] == "eager"  # the first of the default modes
+    manifest["cases"]["seed-linear-gates"]["mode"] = "xla"
+    (recorded / "manifest.json").write_text(json.dumps(manifest))
+    [change] = [c for c in compare(open_recording(recorded), [corpus]).changes if c.name == "seed-linear-gates"]
+    assert change.kind == "not comparable"
+    assert change.detail == "recorded in xla mode, now run first in eager mode: record again"
