@@ -202,7 +202,7 @@ def cmd_fuzz(args) -> int:
 def cmd_record(args) -> int:
     from harness.recording import record
 
-    manifest = record(args.paths or [DEFAULT_CASE_DIR], Path(args.out))
+    manifest = record(args.paths or [DEFAULT_CASE_DIR], Path(args.out), args.mode)
     counts = Counter(item["outcome"] for item in manifest["cases"].values())
     env = manifest["environment"]
     print(f"recorded {len(manifest['cases'])} cases under TensorFlow {env['tensorflow']}, Keras {env['keras']} "
@@ -216,7 +216,7 @@ def cmd_compare(args) -> int:
     console = Console(highlight=False, soft_wrap=True)
     try:
         recording = open_recording(Path(args.recording))
-        comparison = compare(recording, args.paths or [DEFAULT_CASE_DIR])
+        comparison = compare(recording, args.paths or [DEFAULT_CASE_DIR], args.mode)
     except RecordingError as exc:
         print(f"harness compare: {exc}", file=sys.stderr)
         return 2
@@ -277,6 +277,13 @@ def _modes_argument(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _add_mode_option(command: argparse.ArgumentParser, recorded: bool = False) -> None:
+    which = "; the outputs of the first are recorded and compared" if recorded else ""
+    command.add_argument("--mode", type=_modes_argument, metavar="MODES",
+                         help="execution modes for cases that do not state `execution:`: eager, graph, xla, all, "
+                              f"or a comma-separated list (default: {','.join(DEFAULT_MODES)}){which}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="Differential tests of Keras recurrent layers "
                                      "against an independent float64 NumPy reference.")
@@ -288,9 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-k", "--keyword", help="only cases whose name contains this text")
     run.add_argument("--tag", action="append", help="only cases with this tag (repeatable: any of them)")
     run.add_argument("--report-json", metavar="FILE", help="write one JSON object per case to FILE")
-    run.add_argument("--mode", type=_modes_argument, metavar="MODES",
-                     help="execution modes for cases that do not state `execution:`: eager, graph, xla, all, "
-                          f"or a comma-separated list (default: {','.join(DEFAULT_MODES)})")
+    _add_mode_option(run)
     run.add_argument("--margins", nargs="?", const=10, type=int, metavar="N",
                      help="list the N cases (default 10) whose error comes closest to their tolerance")
     run.set_defaults(func=cmd_run)
@@ -320,12 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     record_cmd = sub.add_parser("record", help="run the cases and record Keras's outputs with the versions")
     record_cmd.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
     record_cmd.add_argument("--out", required=True, metavar="DIR", help="folder for the recording")
+    _add_mode_option(record_cmd, recorded=True)
     record_cmd.set_defaults(func=cmd_record)
 
     compare_cmd = sub.add_parser("compare", help="compare the installed Keras against a recording")
     compare_cmd.add_argument("recording", help="a folder written by `harness record`")
     compare_cmd.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
     compare_cmd.add_argument("--report-json", metavar="FILE")
+    _add_mode_option(compare_cmd, recorded=True)
     compare_cmd.add_argument("--markdown", metavar="FILE", help="write a Markdown report (for a pull-request comment)")
     compare_cmd.add_argument("-v", "--verbose", action="store_true", help="also list bit-identical cases")
     compare_cmd.set_defaults(func=cmd_compare)

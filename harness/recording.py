@@ -58,7 +58,7 @@ def _npz_bytes(outputs: list[dict]) -> bytes:
     return buffer.getvalue()
 
 
-def record(paths: list, out: Path) -> dict:
+def record(paths: list, out: Path, modes: tuple[str, ...] | None = None) -> dict:
     """Run every case on the installed Keras and write the recording; returns the manifest."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "cases").mkdir(exist_ok=True)
@@ -68,7 +68,7 @@ def record(paths: list, out: Path) -> dict:
         if entry.case is None:
             cases[entry.name] = {"path": str(entry.path), "sha256": file_hash, "outcome": "invalid"}
             continue
-        result = run_case(entry.case)
+        result = run_case(entry.case, modes=modes)
         item = {"path": str(entry.path), "sha256": file_hash, "outcome": result.outcome, "dtype": entry.case.dtype,
                 "mode": result.modes[0] if result.modes else None}
         if result.keras_outputs is not None:
@@ -206,7 +206,7 @@ def _cause(case: Case, old_ok: bool, new_ok: bool, old_flavor: str, new_flavor: 
     return "neither version agrees with the reference" + (f"; {semantic}" if semantic else "")
 
 
-def compare(recording: Recording, paths: list) -> Comparison:
+def compare(recording: Recording, paths: list, modes: tuple[str, ...] | None = None) -> Comparison:
     """Classify every case against the recording."""
     comparison = Comparison(recording.environment, environment())
     recorded = recording.manifest["cases"]
@@ -226,7 +226,7 @@ def compare(recording: Recording, paths: list) -> Comparison:
             comparison.changes.append(CaseChange(name, NOT_COMPARABLE, "invalid case file"))
             continue
         old = recording.outputs(name)
-        result = run_case(entry.case)
+        result = run_case(entry.case, modes=modes)
         new = result.keras_outputs
         if item.get("mode") and result.modes and item["mode"] != result.modes[0]:
             comparison.changes.append(CaseChange(name, NOT_COMPARABLE, f"recorded in {item['mode']} mode, "

@@ -151,3 +151,13 @@ def test_outputs_recorded_in_another_mode_are_not_compared(recorded, corpus):
     [change] = [c for c in compare(open_recording(recorded), [corpus]).changes if c.name == "seed-linear-gates"]
     assert change.kind == "not comparable"
     assert change.detail == "recorded in xla mode, now run first in eager mode: record again"
+
+
+def test_record_and_compare_in_graph_mode(corpus, tmp_path, capsys):
+    out = tmp_path / "graph-rec"
+    assert main(["record", str(corpus), "--out", str(out), "--mode", "graph"]) == 0
+    assert {item["mode"] for item in json.loads((out / "manifest.json").read_text())["cases"].values()} == {"graph"}
+    assert main(["compare", str(out), str(corpus), "--mode", "graph"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "3 bit-identical"
+    assert main(["compare", str(out), str(corpus)]) == 0  # default modes: eager first
+    assert capsys.readouterr().out.splitlines()[-1] == "3 not comparable"
