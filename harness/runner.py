@@ -40,6 +40,7 @@ class CaseResult:
     duration_s: float = 0.0
     keras_outputs: list[dict] | None = None  # per call: output name -> float64 array, of the first mode, when it ran
     modes: tuple[str, ...] = ()  # the execution modes Keras ran in; keras_outputs are those of modes[0]
+    mode_errors: dict[str, str] = field(default_factory=dict)  # mode -> what Keras raised in that mode only
 
     @property
     def ok(self) -> bool:
@@ -49,6 +50,7 @@ class CaseResult:
         return {
             "case": self.name, "path": self.path, "outcome": self.outcome, "message": self.message,
             "details": self.details, "duration_s": round(self.duration_s, 4), "modes": list(self.modes),
+            "mode_errors": self.mode_errors,
             "outputs": [
                 {"call": call, "mode": d.mode, "output": d.output, "passed": d.passed, "mismatched": len(d.mismatches),
                  "total": d.total, "max_abs_diff": d.max_abs, "max_rel_diff": d.max_rel,
@@ -132,7 +134,8 @@ def _run_case(case: Case, flavor: str | None, modes: tuple[str, ...]) -> CaseRes
     details = report.case_report(case, diffs, flavor, modes, errors, spread)
     primary = runs[modes[0]]
     result = CaseResult(case.name, shown, outcome, message, details, diffs, time.perf_counter() - started,
-                        primary.outputs if isinstance(primary, KerasRun) else None, modes)
+                        primary.outputs if isinstance(primary, KerasRun) else None, modes,
+                        {mode: str(error) for mode, error in errors.items()})
     return _known_failure(case, result)
 
 

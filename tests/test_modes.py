@@ -94,6 +94,8 @@ def test_a_mode_keras_cannot_run_is_a_keras_error_naming_it(monkeypatch, seed_te
     assert result.message == ("Keras raised RuntimeError while running the layer (xla mode): no XLA kernel "
                               "(eager, graph agree)")
     assert "  xla: KERAS-ERROR: Keras raised RuntimeError while running the layer (xla mode): no XLA kernel" in result.details
+    assert result.to_json()["mode_errors"] == {
+        "xla": "Keras raised RuntimeError while running the layer (xla mode): no XLA kernel"}
 
 
 def test_case_execution_field_wins_over_the_run_default(seed_text, write_case):
