@@ -145,7 +145,8 @@ def summary_line(case: Case, diffs: list[tuple[int, OutputDiff]], modes: tuple[s
         return "; ".join(str(e) for e in errors.values()) + others
     count = len({(n, d.output) for n, d in diffs})
     in_modes = f" in every mode ({', '.join(modes)})" if len(modes) > 1 else ""
-    return f"{count} outputs agree{in_modes}; largest error {margin:.2g}x tolerance"
+    agree = "1 output agrees" if count == 1 else f"{count} outputs agree"
+    return f"{agree}{in_modes}; largest error {margin:.2g}x tolerance"
 
 
 def case_report(case: Case, diffs: list[tuple[int, OutputDiff]], flavor: str, modes: tuple[str, ...] = ("eager",),
