@@ -62,8 +62,10 @@ def corpus_split() -> None:
         except Exception:  # noqa: BLE001 - a Keras error costs what it costs
             pass
     naive = time.perf_counter() - started
+    distinct = len(set(map(_structure, cases)))
     print(f"naive baseline: a fresh eager layer per case, {len(cases)} cases: {naive:.2f}s of Keras calls; "
-          f"{len(set(map(_structure, cases)))} distinct layer structures (at most that many traces could be reused)")
+          f"{distinct} distinct layer structures (reusing layers across cases could save at most "
+          f"{len(cases) - distinct} builds and traces)")
     runner.run_keras_modes = timed
     for label, modes in (("default (" + ",".join(DEFAULT_MODES) + ")", None), ("eager", ("eager",)),
                          ("graph", ("graph",)), ("xla", ("xla",))):

@@ -81,22 +81,29 @@ def _call_arguments(case: Case, compute: str) -> list[tuple[bool, object, dict]]
 
 
 def _build(case: Case, keras):
-    """A fresh layer with the case's weights (rounded to the variable dtype), built for the case's shapes."""
-    variable = precision.variable_dtype(case.dtype)
-    weights = {name: precision.round_to(values, variable) for name, values in case.weights.items()}
+    """A fresh layer built for the case's shapes, with neutral initializers (the weights come next)."""
     first = case.calls[0].input
     try:
         layer_cls = getattr(keras.layers, case.layer)
         layer = layer_cls(**{**_NEUTRAL_INITIALIZERS, **case.config, "dtype": case.dtype})
         layer.build((first.shape[0] if case.stateful else None, None, first.shape[2]))
+    except Exception as exc:  # noqa: BLE001 - whatever Keras raises is reported, not crashed on
+        raise KerasFailure("building the layer and setting the weights", exc) from exc
+    return layer
+
+
+def _set_weights(case: Case, layer) -> None:
+    """The case's weights, rounded to the variable dtype, into the cell's variables."""
+    variable = precision.variable_dtype(case.dtype)
+    weights = {name: precision.round_to(values, variable) for name, values in case.weights.items()}
+    try:
         cell = layer.cell
         cell.kernel.assign(weights["kernel"])
         cell.recurrent_kernel.assign(weights["recurrent_kernel"])
         if case.use_bias:
             cell.bias.assign(weights["bias"])
-    except Exception as exc:  # noqa: BLE001 - whatever Keras raises is reported, not crashed on
+    except Exception as exc:  # noqa: BLE001
         raise KerasFailure("building the layer and setting the weights", exc) from exc
-    return layer
 
 
 def _runner(layer, mode: str):
@@ -110,8 +117,10 @@ def _runner(layer, mode: str):
 
 
 def _run_mode(case: Case, layer, mode: str, arguments) -> KerasRun:
-    """Every call of the case in one mode, from the layer's initial state (stateful layers are reset first)."""
+    """Every call of the case in one mode, from the case's weights and zero states: both are set again
+    first, so nothing an earlier mode did to the layer (even a defect that writes a weight) carries over."""
     call_layer = _runner(layer, mode)
+    _set_weights(case, layer)
     if case.stateful:
         try:
             layer.reset_states()  # the states another mode left behind; a fresh layer's are zeros too
@@ -134,13 +143,14 @@ def _run_mode(case: Case, layer, mode: str, arguments) -> KerasRun:
 
 
 def run_keras_modes(case: Case, modes: tuple[str, ...]) -> dict[str, KerasRun | KerasFailure]:
-    """Build one layer, set the case's weights, run every call in each mode. A failure to build raises
-    KerasFailure; a mode that fails is reported as that mode's KerasFailure and the other modes still run.
-    One layer serves every mode: its weights are never written by a call, and stateful layers are reset
-    between modes (tests/test_modes.py checks the results equal those of a fresh layer per mode, bit for bit)."""
+    """Build one layer and run every call of the case in each mode. A failure to build or to set the weights
+    raises KerasFailure; a mode that fails is reported as that mode's KerasFailure and the other modes still run.
+    One layer serves every mode, its weights set again and its states reset before each (tests/test_modes.py
+    checks the results equal those of a fresh layer per mode, bit for bit)."""
     keras = _keras()
     arguments = _call_arguments(case, precision.compute_dtype(case.dtype))
     layer = _build(case, keras)
+    _set_weights(case, layer)  # a weight Keras refuses fails the case as a whole, not mode by mode
     results: dict[str, KerasRun | KerasFailure] = {}
     for mode in modes:
         try:
