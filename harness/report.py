@@ -112,7 +112,7 @@ def _failing_names(case: Case, modes: tuple[str, ...], failing: list[tuple[int, 
     return "; ".join(f"{mode}: {', '.join(names)}" for mode, names in by_mode.items())
 
 
-def mode_spread(case: Case, outputs: dict[str, list[dict]]) -> list[str]:
+def mode_spread(outputs: dict[str, list[dict]]) -> list[str]:
     """How far each mode's Keras outputs are from the first mode's: said even when all pass, because
     a mode that drifts from the others is the first sign of a mode-specific code path."""
     if len(outputs) < 2:

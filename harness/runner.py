@@ -127,7 +127,7 @@ def _run_case(case: Case, flavor: str | None, modes: tuple[str, ...]) -> CaseRes
         for number, diff in compare_case(case, run.outputs, reference_calls, noise, run.dtypes):
             diff.mode = mode
             diffs.append((number, diff))
-    spread = report.mode_spread(case, {mode: run.outputs for mode, run in ran.items()})
+    spread = report.mode_spread({mode: run.outputs for mode, run in ran.items()})
     failed = any(not d.passed for _, d in diffs)
     outcome = "failed" if failed else "keras-error" if errors else "passed"
     message = report.summary_line(case, diffs, modes, errors)
