@@ -15,7 +15,7 @@ from rich.table import Table
 from harness import __version__
 from harness.discovery import DEFAULT_CASE_DIR, Entry, load_corpus
 from harness.errors import InvalidCase
-from harness.modes import DEFAULT_MODES, parse_modes
+from harness import modes
 from harness.runner import OUTCOMES, CaseResult, invalid_result, run_case
 
 _STYLE = {"passed": "green", "failed": "red", "invalid": "magenta", "keras-error": "red", "unsupported": "yellow",
@@ -272,16 +272,14 @@ def cmd_explain(args) -> int:
 
 def _modes_argument(text: str) -> tuple[str, ...]:
     try:
-        return parse_modes(text)
+        return modes.parse_modes(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_mode_option(command: argparse.ArgumentParser, recorded: bool = False) -> None:
     which = "; the outputs of the first are recorded and compared" if recorded else ""
-    command.add_argument("--mode", type=_modes_argument, metavar="MODES",
-                         help="execution modes for cases that do not state `execution:`: eager, graph, xla, all, "
-                              f"or a comma-separated list (default: {','.join(DEFAULT_MODES)}){which}")
+    command.add_argument("--mode", type=_modes_argument, metavar="MODES", help=modes.HELP + which)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,18 +12,21 @@ ALL = "all"
 # Both ways users run a layer (eager while debugging, a graph under fit/predict); XLA is opt-in because
 # each XLA compile costs about ten eager calls (bench/speed.py) and rarely finds what graph mode does not.
 DEFAULT_MODES = ("eager", "graph")
+CHOICES = "eager, graph, xla, all"
+HELP = (f"execution modes for cases that do not state `execution:`: {CHOICES}, or a comma-separated list "
+        f"(default: {','.join(DEFAULT_MODES)})")
 
 
 def parse_modes(text: str) -> tuple[str, ...]:
     """"eager", "graph,xla" or "all" -> the modes in run order; ValueError naming the bad word."""
     words = [w.strip() for w in text.split(",") if w.strip()]
     if not words:
-        raise ValueError("no execution mode given (choose from eager, graph, xla, all)")
+        raise ValueError(f"no execution mode given (choose from {CHOICES})")
     if ALL in words:
         return MODES
     unknown = [w for w in words if w not in MODES]
     if unknown:
-        raise ValueError(f"unknown execution mode {unknown[0]!r} (choose from eager, graph, xla, all)")
+        raise ValueError(f"unknown execution mode {unknown[0]!r} (choose from {CHOICES})")
     return tuple(m for m in MODES if m in words)
 
 

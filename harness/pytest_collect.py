@@ -15,19 +15,20 @@ from harness.documents import CASE_SUFFIXES
 from harness.errors import InvalidCase
 from harness.keras_runner import keras_flavor
 from harness.loader import load_case
-from harness.modes import DEFAULT_MODES, parse_modes
+from harness.modes import HELP, parse_modes
 from harness.runner import CaseResult, invalid_result, known_failure_applies, run_case
 
 
 def pytest_addoption(parser):
     parser.addini("harness_case_dirs", type="args", default=["cases"],
                   help="folders (relative to rootdir) whose .yaml/.yml/.json files are harness cases")
-    parser.addoption("--harness-mode", metavar="MODES", default=None,
-                     help="execution modes for cases without `execution:`: eager, graph, xla, all, or a "
-                          f"comma-separated list (default: {','.join(DEFAULT_MODES)})")
+    parser.addoption("--harness-mode", metavar="MODES", default=None, help=HELP)
 
 
-def _run_modes(config) -> tuple[str, ...] | None:
+_RUN_MODES = pytest.StashKey[tuple]()  # the run's default modes, parsed once in pytest_configure
+
+
+def _parse_run_modes(config) -> tuple[str, ...] | None:
     text = config.getoption("--harness-mode")
     if text is None:
         return None
@@ -85,7 +86,7 @@ class CaseItem(pytest.Item):
         if self.error is not None:
             result = invalid_result(self.error, self.name)
         else:
-            result = run_case(self.case, keras_flavor(), _run_modes(self.config))
+            result = run_case(self.case, keras_flavor(), self.config.stash[_RUN_MODES])
         self.user_properties.append(("harness_outcome", result.outcome))
         if result.outcome == "skipped":
             pytest.skip(result.message)
@@ -102,7 +103,7 @@ class CaseItem(pytest.Item):
 
 
 def pytest_configure(config):
-    _run_modes(config)  # a bad --harness-mode stops the run before collection, naming the bad word
+    config.stash[_RUN_MODES] = _parse_run_modes(config)  # a bad value stops the run before collection, naming the word
     config.addinivalue_line("markers", "harness case tags: each tag of a case file is a marker of its item")
 
 
