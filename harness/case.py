@@ -7,20 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-OUTPUT_NAMES = ("sequences", "output", "h", "c")
-
-
-def compared_outputs(config: dict) -> tuple[str, ...]:
-    """Which outputs Keras returns for this layer config, hence which are compared."""
-    return_sequences = config.get("return_sequences", False)
-    return_state = config.get("return_state", False)
-    names = ["sequences"] if return_sequences else []
-    if return_state and not return_sequences:
-        names.append("output")  # returned beside h; differs from h with zero_output_for_mask
-    names.append("h")  # the returned state, or the last output when states are not returned
-    if return_state:
-        names.append("c")
-    return tuple(names)
+from harness import layers
+from harness.layers.base import LayerSpec
 
 
 @dataclass(frozen=True)
@@ -29,7 +17,7 @@ class Call:
 
     input: np.ndarray
     mask: np.ndarray | None = None  # (batch, timesteps) bool
-    initial_state: tuple[np.ndarray, np.ndarray] | None = None  # (h, c), each (batch, units)
+    initial_state: dict[str, np.ndarray] | None = None  # state name -> (batch, units), every state of the layer
     reset_states: bool = False
     expected: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -42,15 +30,19 @@ class Case:
     path: Path
     config: dict  # keyword arguments of the Keras layer, as written in the file
     dtype: str
-    weights: dict[str, np.ndarray]  # kernel, recurrent_kernel, and bias when use_bias
+    weights: dict[str, np.ndarray]  # by the layer spec's weight names, e.g. kernel, recurrent_kernel, bias
     calls: list[Call]
-    layer: str = "LSTM"
+    layer: str = layers.DEFAULT_LAYER
     description: str = ""
     tags: tuple[str, ...] = ()
     tolerance: dict = field(default_factory=dict)  # as written: {rtol, atol, <output>: {rtol, atol}}
     known_failure: dict | None = None  # {reason, upstream?, when?}: a known defect of what is under test
     requires: dict = field(default_factory=dict)  # {keras|tensorflow|numpy: specifier}: where the case applies
     execution: tuple[str, ...] | None = None  # the case's own execution modes; None: the run's default
+
+    @property
+    def spec(self) -> LayerSpec:
+        return layers.get(self.layer)
 
     @property
     def units(self) -> int:
@@ -73,4 +65,5 @@ class Case:
         return self.config.get("stateful", False)
 
     def compared_outputs(self) -> tuple[str, ...]:
-        return compared_outputs(self.config)
+        """Which outputs the layer returns for this config, hence which are compared."""
+        return self.spec.outputs(self.config)

@@ -100,7 +100,7 @@ def cmd_validate(args) -> int:
 
 def cmd_coverage(args) -> int:
     from harness.coverage import MASK_PATTERNS, build_map
-    from harness.keras_runner import keras_flavor
+    from harness.versions import keras_flavor
 
     entries = load_corpus(args.paths or [DEFAULT_CASE_DIR])
     coverage = build_map([e.case for e in entries if e.case], keras_flavor(),
@@ -178,7 +178,7 @@ def cmd_selftest(args) -> int:
 
 def cmd_fuzz(args) -> int:
     from harness.fuzz import fuzz
-    from harness.keras_runner import keras_flavor
+    from harness.versions import keras_flavor
 
     console = Console(highlight=False, soft_wrap=True)
     started = time.perf_counter()
@@ -251,7 +251,7 @@ def _find_case(spec: str):
 def cmd_explain(args) -> int:
     from harness.errors import Unsupported
     from harness.explain import explain_case
-    from harness.keras_runner import keras_flavor
+    from harness.versions import keras_flavor
     from harness.loader import load_case
 
     path = _find_case(args.case)

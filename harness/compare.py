@@ -1,4 +1,6 @@
-"""Diff the oracles' outputs element by element: Keras, the reference, and the hand value when given.
+"""Diff the oracles' outputs element by element: the system under test (Keras, ...), the reference, and
+the hand value when given. The sources are named: the verdict says which one disagrees with all the
+others (a majority over the sources), in the system's own name ("Keras", "Keras (JAX)", "TFLite", ...).
 
 Checks shape first, then values; NaN matches only NaN and an infinity only the same infinity.
 Returns plain data; `report` turns it into text.
@@ -12,22 +14,38 @@ import numpy as np
 
 from harness.tolerances import Tolerance
 
-# Verdicts: which oracle is the odd one out.
+# The named sources of one comparison. SYSTEM is the system under test; `label` names it in words.
+SYSTEM, REFERENCE, EXPECTED = "system", "reference", "expected"
 AGREE = "agree"
-ODD_EXPECTED = "the hand value disagrees with both Keras and the reference: the hand calculation is likely wrong"
-ODD_KERAS = "Keras disagrees with both the reference and the hand value: Keras is likely wrong"
-ODD_REFERENCE = ("the reference disagrees with both Keras and the hand value: "
-                 "the reference (a harness bug, or semantics it models differently) is likely wrong")
-NONE_AGREE = "Keras, the reference and the hand value all disagree"
 BORDERLINE = "the oracles agree only pairwise (values near the tolerance edge)"
-TWO_WAY = "Keras and the reference disagree"
+
+
+def verdicts(label: str = "Keras") -> dict[str, str]:
+    """Odd one out -> the verdict in words, for a system named `label`."""
+    return {
+        EXPECTED: f"the hand value disagrees with both {label} and the reference: the hand calculation is likely wrong",
+        SYSTEM: f"{label} disagrees with both the reference and the hand value: {label} is likely wrong",
+        REFERENCE: (f"the reference disagrees with both {label} and the hand value: "
+                    "the reference (a harness bug, or semantics it models differently) is likely wrong"),
+        "all": f"{label}, the reference and the hand value all disagree",
+        "edge": BORDERLINE,
+    }
+
+
+def two_way(label: str = "Keras") -> str:
+    """The verdict when only the system and the reference are compared."""
+    return f"{label} and the reference disagree"
+
+
+ODD_EXPECTED, ODD_KERAS, ODD_REFERENCE, NONE_AGREE = (verdicts()[k] for k in (EXPECTED, SYSTEM, REFERENCE, "all"))
+TWO_WAY = two_way()
 
 
 @dataclass
 class Mismatch:
     index: tuple[int, ...]
-    values: dict[str, float]  # oracle -> value
-    odd_one: str | None  # see _odd_one; None when there is no hand value
+    values: dict[str, float]  # source (SYSTEM, REFERENCE, EXPECTED) -> value
+    odd_one: str | None  # see odd_one_out; None when there is no hand value
 
 
 @dataclass
@@ -42,9 +60,10 @@ class OutputDiff:
     max_abs: float = 0.0
     max_rel: float = 0.0
     verdict: str = AGREE
-    max_error_ratio: float = 0.0  # largest |keras - reference| / bound: how close to the edge it ran
-    overflowed: int = 0  # elements where Keras and the rounded reference both overflowed the dtype
-    mode: str = "eager"  # the execution mode Keras ran in
+    max_error_ratio: float = 0.0  # largest |system - reference| / bound: how close to the edge it ran
+    overflowed: int = 0  # elements where the system and the rounded reference both overflowed the dtype
+    mode: str = "eager"  # the execution mode the system ran in
+    label: str = "Keras"  # the system's name in words
 
     @property
     def passed(self) -> bool:
@@ -64,63 +83,62 @@ def _bound(reference: np.ndarray, tolerance: Tolerance) -> np.ndarray:
     return np.maximum(bound, tolerance.noise_floor)
 
 
-def _odd_one(kr: bool, ke: bool, re: bool) -> str:
-    """Which oracle disagrees with the two others: "keras", "reference", "expected", "all" or "edge"."""
-    if kr and not ke and not re:
-        return "expected"
-    if re and not kr and not ke:
-        return "keras"
-    if ke and not kr and not re:
-        return "reference"
-    if not (kr or ke or re):
+def odd_one_out(agree: dict[frozenset, bool]) -> str:
+    """The majority over named sources: the source that disagrees with every other while the others
+    all agree; "all" when no two agree; "edge" otherwise (agreement only transitively, near the bound).
+    `agree` maps each pair of source names to whether they agree."""
+    names = sorted({name for pair in agree for name in pair})
+    if not any(agree.values()):
         return "all"
-    return "edge"  # two pairs agree, one does not: within tolerance of each other only transitively
+    for name in names:
+        others = [n for n in names if n != name]
+        if not any(agree[frozenset((name, o))] for o in others) and all(
+                agree[frozenset((a, b))] for i, a in enumerate(others) for b in others[i + 1:]):
+            return name
+    return "edge"
 
 
-_VERDICTS = {"expected": ODD_EXPECTED, "keras": ODD_KERAS, "reference": ODD_REFERENCE, "all": NONE_AGREE,
-             "edge": BORDERLINE}
-
-
-def _verdict(mismatches: list[Mismatch], has_expected: bool) -> str:
+def _verdict(mismatches: list[Mismatch], has_expected: bool, label: str) -> str:
     if not mismatches:
         return AGREE
     if not has_expected:
-        return TWO_WAY
+        return two_way(label)
     kinds = sorted({m.odd_one for m in mismatches})
+    words = verdicts(label)
     if len(kinds) == 1:
-        return _VERDICTS[kinds[0]]
-    return "mixed: " + "; ".join(_VERDICTS[k] for k in kinds)
+        return words[kinds[0]]
+    return "mixed: " + "; ".join(words[k] for k in kinds)
 
 
-def diff_output(name: str, keras: np.ndarray, reference: np.ndarray, expected: np.ndarray | None,
-                tolerance: Tolerance, overflow_rows: np.ndarray | None = None) -> OutputDiff:
-    """Element-wise three-way comparison of one output.
+def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: np.ndarray | None,
+                tolerance: Tolerance, overflow_rows: np.ndarray | None = None, label: str = "Keras") -> OutputDiff:
+    """Element-wise three-way comparison of one output: the system's values, the reference's, the hand value's.
 
     `overflow_rows` flags the batch rows where the case runs out of its dtype's range (see
     runner.overflow_rows): there a non-finite Keras value is that overflow, whose exact position depends
     on rounding, not a defect. Rows are independent; within one, inf - inf and 0 * inf spread NaN.
     """
-    diff = OutputDiff(output=name, tolerance=tolerance, total=int(reference.size))
-    if keras.shape != reference.shape:
-        diff.structure_problem = f"shape mismatch: Keras returned shape {keras.shape}, the reference {reference.shape}"
-        diff.verdict = TWO_WAY
+    diff = OutputDiff(output=name, tolerance=tolerance, total=int(reference.size), label=label)
+    if system.shape != reference.shape:
+        diff.structure_problem = f"shape mismatch: {label} returned shape {system.shape}, the reference {reference.shape}"
+        diff.verdict = two_way(label)
         return diff
     bound = _bound(reference, tolerance)
-    kr = _close(keras, reference, bound)
+    kr = _close(system, reference, bound)
     if overflow_rows is not None:
         rows = np.asarray(overflow_rows, dtype=bool).reshape((-1,) + (1,) * (reference.ndim - 1))
-        overflowed = ~np.isfinite(keras) & rows & ~kr  # NaN for inf, or inf for a huge value: the same overflow
+        overflowed = ~np.isfinite(system) & rows & ~kr  # NaN for inf, or inf for a huge value: the same overflow
         diff.overflowed = int(np.sum(overflowed))
         kr |= overflowed
     ke = re = np.ones_like(kr)
     if expected is not None:
-        ke, re = _close(keras, expected, bound), _close(reference, expected, bound)
+        ke, re = _close(system, expected, bound), _close(reference, expected, bound)
     bad = ~(kr & ke & re)
 
     with np.errstate(invalid="ignore", divide="ignore"):
-        exact = (keras == reference) | (np.isnan(keras) & np.isnan(reference))
-        ratio = np.where(exact | (kr & ~np.isfinite(keras)), 0.0, np.abs(keras - reference) / bound)
-        spread = np.abs(keras - reference)  # NaN where one side is NaN
+        exact = (system == reference) | (np.isnan(system) & np.isnan(reference))
+        ratio = np.where(exact | (kr & ~np.isfinite(system)), 0.0, np.abs(system - reference) / bound)
+        spread = np.abs(system - reference)  # NaN where one side is NaN
         if expected is not None:
             spread = np.fmax(spread, np.abs(expected - reference))
     diff.max_error_ratio = float(np.max(np.nan_to_num(ratio, nan=np.inf), initial=0.0))
@@ -130,11 +148,13 @@ def diff_output(name: str, keras: np.ndarray, reference: np.ndarray, expected: n
             relative = spread / np.abs(reference)
         diff.max_rel = float(np.max(np.where(bad, relative, -np.inf)))
     for index in zip(*np.nonzero(bad)):
-        values = {"keras": float(keras[index]), "reference": float(reference[index])}
+        values = {SYSTEM: float(system[index]), REFERENCE: float(reference[index])}
         odd = None
         if expected is not None:
-            values["expected"] = float(expected[index])
-            odd = _odd_one(bool(kr[index]), bool(ke[index]), bool(re[index]))
+            values[EXPECTED] = float(expected[index])
+            odd = odd_one_out({frozenset((SYSTEM, REFERENCE)): bool(kr[index]),
+                               frozenset((SYSTEM, EXPECTED)): bool(ke[index]),
+                               frozenset((REFERENCE, EXPECTED)): bool(re[index])})
         diff.mismatches.append(Mismatch(tuple(int(i) for i in index), values, odd))
-    diff.verdict = _verdict(diff.mismatches, expected is not None)
+    diff.verdict = _verdict(diff.mismatches, expected is not None, label)
     return diff

@@ -93,7 +93,7 @@ def _state(case: Case) -> set[str]:
     for call in case.calls:
         if call.initial_state is None:
             found.add("none")
-        elif all(np.all(s == 0) for s in call.initial_state):
+        elif all(np.all(s == 0) for s in call.initial_state.values()):
             found.add("zero")
         else:
             found.add("non-zero")

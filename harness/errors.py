@@ -52,11 +52,16 @@ class NotApplicable(HarnessError):
     """The case does not apply to the installed Keras (e.g. an activation it does not have): skipped."""
 
 
-class KerasFailure(HarnessError):
-    """Keras raised while building or running the layer; carries Keras's own message."""
+class SystemFailure(HarnessError):
+    """The system under test raised while preparing or running the layer; carries its own message and
+    the stage (building, converting, running call 2 in graph mode, ...)."""
 
-    def __init__(self, stage: str, exc: BaseException):
+    def __init__(self, stage: str, exc: BaseException, system: str = "Keras"):
         self.stage = stage
+        self.system = system
         self.exc_type = type(exc).__name__
         self.keras_message = str(exc).strip()
-        super().__init__(f"Keras raised {self.exc_type} while {stage}: {self.keras_message}")
+        super().__init__(f"{system} raised {self.exc_type} while {stage}: {self.keras_message}")
+
+
+KerasFailure = SystemFailure  # the name it had while Keras on TensorFlow was the only system under test

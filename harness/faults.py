@@ -22,9 +22,9 @@ class Fault:
 
 
 def _lstm_module():
-    from harness.keras_runner import _keras
+    from harness.targets.tensorflow import import_keras
 
-    _keras()
+    import_keras()
     from keras.src.layers.rnn import lstm  # noqa: PLC0415 - Keras internals, patched on purpose
 
     return lstm

@@ -1,24 +1,23 @@
 """Load a case file: parse safely, validate against the published JSON Schema, then check shapes.
 
 Every problem is reported with the file, the field path, what was expected (shapes derived from the
-config), what was found, and a hint. Structure is checked by the schema (harness/case.schema.json),
-so the schema and the loader cannot drift; shapes, which a schema cannot express, are checked here.
+config), what was found, and a hint. Structure is checked by the schema (assembled from the layer
+specs, published as harness/case.schema.json), so the schema and the loader cannot drift; shapes, which
+a schema cannot express, come from the layer spec and are checked here.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import numpy as np
 
-from harness import modes, random_arrays
-from harness.case import OUTPUT_NAMES, Call, Case, compared_outputs
+from harness import layers, modes, random_arrays, schema
+from harness.case import Call, Case
 from harness.documents import field_line, read_document
 from harness.errors import InvalidCase, Problem
 from harness.versions import check_specifier
@@ -28,8 +27,9 @@ _NONFINITE = {"nan": np.nan, "inf": np.inf, "+inf": np.inf, "-inf": -np.inf}
 
 @lru_cache(maxsize=1)
 def case_schema() -> dict:
-    """The published draft-07 JSON Schema of the case format."""
-    return json.loads(resources.files("harness").joinpath("case.schema.json").read_text(encoding="utf-8"))
+    """The draft-07 JSON Schema of the case format, assembled from the layer specs (harness/schema.py);
+    the published harness/case.schema.json is the same schema written out."""
+    return schema.assemble()
 
 
 def field_name(path) -> str:
@@ -163,15 +163,18 @@ class _Arrays:
 
 # ---------------------------------------------------------------- semantic stage
 
+def _problem(where, found) -> Problem:
+    """A spec's config-dependent reason placed at a field."""
+    return Problem(field_name(where), found.message, expected=found.expected, hint=found.hint)
+
+
 def _build(doc: dict, path: Path) -> Case:
     arrays = _Arrays()
     problems = arrays.problems
+    spec = layers.get(doc.get("layer"))
     config = doc["config"]
-    units = config["units"]
-    use_bias = config.get("use_bias", True)
-    return_sequences = config.get("return_sequences", False)
-    return_state = config.get("return_state", False)
     stateful = config.get("stateful", False)
+    compared = spec.outputs(config)
 
     if "calls" in doc:
         for key in ("input", "mask", "initial_state", "expected"):
@@ -209,67 +212,49 @@ def _build(doc: dict, path: Path) -> Case:
                                     expected=f"shape ({first_input.shape[0]}, timesteps, {first_input.shape[2]})",
                                     found=f"shape {_shape_text(x.shape)}"))
             continue
-        state_why = f"(batch={batch}, units={units})"
         mask = None
         if "mask" in entry:
             mask = arrays.mask(entry["mask"], prefix + ["mask"], (batch, steps), f"(batch={batch}, timesteps={steps} from input)")
         initial_state = None
         if "initial_state" in entry:
-            h0 = arrays.numbers(entry["initial_state"]["h"], prefix + ["initial_state", "h"], (batch, units), state_why)
-            c0 = arrays.numbers(entry["initial_state"]["c"], prefix + ["initial_state", "c"], (batch, units), state_why)
-            initial_state = (h0, c0)
+            initial_state = {name: arrays.numbers(entry["initial_state"][name], prefix + ["initial_state", name],
+                                                  state.shape, state.why)
+                             for name, state in spec.states(config, batch).items()}
         expected = {}
         for name, raw in entry.get("expected", {}).items():
             where = prefix + ["expected", name]
-            shape, why = (batch, units), state_why
-            if name == "sequences":
-                shape, why = (batch, steps, units), f"(batch={batch}, timesteps={steps}, units={units})"
-                if not return_sequences:
-                    problems.append(Problem(field_name(where), "Keras returns no sequence with return_sequences: false",
-                                            hint="set `return_sequences: true`, or give the final state as `h`"))
-                    continue
-            if name == "c" and not return_state:
-                problems.append(Problem(field_name(where), "Keras returns the carry only with return_state: true",
-                                        hint="set `return_state: true` under `config`, or remove `c`"))
+            if name not in compared:
+                problems.append(_problem(where, spec.not_returned(name, config)))
                 continue
-            if name == "output" and (return_sequences or not return_state):
-                problems.append(Problem(field_name(where), "`output` is the last output returned beside the states; "
-                                        "it exists only with return_state: true and return_sequences: false",
-                                        hint="give the final hidden state as `h`"))
-                continue
-            expected[name] = arrays.numbers(raw, where, shape, why)
+            shape = spec.output_spec(name, config, batch, steps)
+            expected[name] = arrays.numbers(raw, where, shape.shape, shape.why)
         calls.append(Call(input=x, mask=mask, initial_state=initial_state,
                           reset_states=bool(entry.get("reset_states", False)), expected=expected))
 
     weights = {}
+    given = _flatten_weights(doc["weights"])
     if first_input is not None:
-        features = first_input.shape[2]
-        gates = f"(features={features} from input, 4*units={4 * units}; column blocks are gates i, f, c, o)"
-        weights["kernel"] = arrays.numbers(doc["weights"]["kernel"], ["weights", "kernel"], (features, 4 * units), gates)
-        weights["recurrent_kernel"] = arrays.numbers(
-            doc["weights"]["recurrent_kernel"], ["weights", "recurrent_kernel"], (units, 4 * units),
-            f"(units={units}, 4*units={4 * units})")
-    if use_bias and "bias" not in doc["weights"]:
-        problems.append(Problem("weights.bias", "missing: use_bias is true (the Keras default)",
-                                expected=f"shape ({4 * units},) (4*units={4 * units})",
-                                hint="add `bias:`, or set `use_bias: false` under `config`"))
-    elif not use_bias and "bias" in doc["weights"]:
-        problems.append(Problem("weights.bias", "given, but use_bias is false: the layer has no bias",
-                                hint="remove `bias:`, or set `use_bias: true`"))
-    elif use_bias:
-        weights["bias"] = arrays.numbers(doc["weights"]["bias"], ["weights", "bias"], (4 * units,), f"(4*units={4 * units})")
+        wanted = spec.weights(config, first_input.shape[2])
+        for name, shape in wanted.items():
+            if name in given:
+                weights[name] = arrays.numbers(given[name], ["weights", *name.split(".")], shape.shape, shape.why)
+            else:
+                problems.append(_problem(["weights", *name.split(".")], spec.missing_weight(name, config, shape)))
+    for name in given:
+        absent = spec.absent_weight(name, config)
+        if absent is not None:
+            problems.append(_problem(["weights", *name.split(".")], absent))
 
     for where, conditions in (("requires", doc.get("requires", {})),
                               ("known_failure.when", doc.get("known_failure", {}).get("when", {}))):
-        for key, spec in conditions.items():
-            why = check_specifier(spec)
+        for key, spec_text in conditions.items():
+            why = check_specifier(spec_text)
             if why:
-                problems.append(Problem(f"{where}.{key}", "not a version specifier", found=repr(spec),
+                problems.append(Problem(f"{where}.{key}", "not a version specifier", found=repr(spec_text),
                                         hint="write e.g. '>=3', '<2.16' or '>=2.12,<2.16'"))
 
     tolerance = doc.get("tolerance", {})
-    compared = compared_outputs(config)
-    for name in OUTPUT_NAMES:
+    for name in spec.output_names():
         if name in tolerance and name not in compared:
             problems.append(Problem(f"tolerance.{name}", f"this config does not return `{name}`",
                                     expected=f"per-output tolerances for: {', '.join(compared)}"))
@@ -278,10 +263,22 @@ def _build(doc: dict, path: Path) -> Case:
         raise InvalidCase(str(path), problems)
     return Case(
         name=doc.get("name", path.stem), path=path, config=dict(config), dtype=doc.get("dtype", "float32"),
-        weights=weights, calls=calls, layer=doc.get("layer", "LSTM"), description=doc.get("description", ""),
-        tags=tuple(doc.get("tags", ())), tolerance=tolerance, known_failure=doc.get("known_failure"),
-        requires=doc.get("requires", {}), execution=modes.from_document(doc.get("execution")),
+        weights=weights, calls=calls, layer=doc.get("layer", layers.DEFAULT_LAYER),
+        description=doc.get("description", ""), tags=tuple(doc.get("tags", ())), tolerance=tolerance,
+        known_failure=doc.get("known_failure"), requires=doc.get("requires", {}),
+        execution=modes.from_document(doc.get("execution")),
     )
+
+
+def _flatten_weights(raw: dict, prefix: str = "") -> dict:
+    """{forward: {kernel: ...}} -> {"forward.kernel": ...}; an array or a `random:` spec is a leaf."""
+    flat = {}
+    for key, value in raw.items():
+        if isinstance(value, dict) and "random" not in value:
+            flat.update(_flatten_weights(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _with_lines(error: InvalidCase, path: Path) -> InvalidCase:

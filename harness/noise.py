@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.case import Case
 from harness.precision import compute_dtype, finfo
-from harness.reference import ReferenceResult
+from harness.layers.base import ReferenceResult
 from harness.reference_runner import reference_outputs, run_reference
 from harness.tolerances import NOISE_SAFETY
 
@@ -37,13 +37,13 @@ def _largest_difference(exact: np.ndarray, rounded: np.ndarray) -> float:
 
 def _overflow_rows(exact: ReferenceResult, samples: list[ReferenceResult], case: Case) -> np.ndarray:
     """Batch rows where some run overflows or comes within NOISE_SAFETY of the dtype's largest value,
-    in h, c or the outputs."""
+    in any output or state."""
     limit = float(finfo(compute_dtype(case.dtype)).max) / NOISE_SAFETY
-    batch = exact.h.shape[0]
+    batch = case.calls[0].input.shape[0]
     rows = np.zeros(batch, dtype=bool)
     with np.errstate(invalid="ignore"):
         for result in [exact, *samples]:
-            for values in (result.sequences, result.h, result.c):
+            for values in (*result.outputs.values(), *result.states.values()):
                 if values.size:
                     flat = values.reshape(batch, -1)
                     rows |= (~np.isfinite(flat) | (np.abs(flat) > limit)).any(axis=1)

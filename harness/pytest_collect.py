@@ -13,10 +13,11 @@ import pytest
 from harness.discovery import duplicate_name
 from harness.documents import CASE_SUFFIXES
 from harness.errors import InvalidCase
-from harness.keras_runner import keras_flavor
+from harness.versions import keras_flavor
 from harness.loader import load_case
 from harness.modes import HELP, parse_modes
-from harness.runner import CaseResult, invalid_result, known_failure_applies, run_case
+from harness.runner import CaseResult, invalid_result, run_case
+from harness.verdict import known_failure_applies
 
 
 def pytest_addoption(parser):

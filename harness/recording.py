@@ -25,7 +25,7 @@ from harness.case import Case
 from harness.compare import diff_output
 from harness.discovery import load_corpus
 from harness.errors import HarnessError
-from harness.keras_runner import keras_flavor
+from harness.versions import keras_flavor
 from harness.precision import compute_dtype, finfo
 from harness.reference_runner import reference_outputs, run_reference
 from harness.runner import run_case
@@ -71,8 +71,8 @@ def record(paths: list, out: Path, modes: tuple[str, ...] | None = None) -> dict
         result = run_case(entry.case, modes=modes)
         item = {"path": str(entry.path), "sha256": file_hash, "outcome": result.outcome, "dtype": entry.case.dtype,
                 "mode": result.modes[0] if result.modes else None}
-        if result.keras_outputs is not None:
-            data = _npz_bytes(result.keras_outputs)
+        if result.system_outputs is not None:
+            data = _npz_bytes(result.system_outputs)
             name = f"cases/{entry.case.name}.npz"
             (out / name).write_bytes(data)
             item.update(file=name, file_sha256=_sha256(data))
@@ -227,7 +227,7 @@ def compare(recording: Recording, paths: list, modes: tuple[str, ...] | None = N
             continue
         old = recording.outputs(name)
         result = run_case(entry.case, modes=modes)
-        new = result.keras_outputs
+        new = result.system_outputs
         if item.get("mode") and result.modes and item["mode"] != result.modes[0]:
             comparison.changes.append(CaseChange(name, NOT_COMPARABLE, f"recorded in {item['mode']} mode, "
                                                  f"now run first in {result.modes[0]} mode: record again"))
@@ -244,7 +244,7 @@ def compare(recording: Recording, paths: list, modes: tuple[str, ...] | None = N
 def _without_outputs(name: str, old_outcome: str | None, result, had_outputs: bool) -> CaseChange:
     """One side has no outputs: Keras raised there, or the case did not run there at all."""
     detail = f"outcome when recorded: {old_outcome}; now: {result.outcome}"
-    if not had_outputs and old_outcome == "keras-error" and result.keras_outputs is not None:
+    if not had_outputs and old_outcome == "keras-error" and result.system_outputs is not None:
         return CaseChange(name, BEYOND, detail, cause="Keras raised when recorded and runs now")
     if had_outputs and result.outcome == "keras-error":
         return CaseChange(name, BEYOND, f"{detail} ({result.message})", cause="Keras raises now and did not when recorded")

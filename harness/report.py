@@ -3,7 +3,8 @@
 Fixed anatomy, pinned by tests: the case and file; per failing output the mismatched count out of the
 total, the largest absolute and relative differences, the tolerance and where it came from, the verdict
 (which oracle is the odd one out), and a table of the first mismatches as (batch, step, unit) with the
-KERAS, REFERENCE and EXPECTED values side by side, cut at MAX_ROWS and saying so.
+system's (KERAS, ...), REFERENCE and EXPECTED values side by side, cut at MAX_ROWS and saying so. The axes
+of each output and the configuration line come from the layer spec.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import numpy as np
 
 from harness import compare
 from harness.case import Case
-from harness.compare import OutputDiff
+from harness.compare import EXPECTED, REFERENCE, SYSTEM, OutputDiff
 from harness.precision import compute_dtype
 
 MAX_ROWS = 10
-_AXES = {"sequences": "batch, step, unit", "output": "batch, unit", "h": "batch, unit", "c": "batch, unit"}
 _RULE = "an element passes when |a - b| <= atol * max(1, max|reference|) + rtol * |reference|"
 
 
@@ -41,35 +41,38 @@ def _config_line(case: Case) -> str:
 
 def _two_way_hint(diff: OutputDiff, case: Case) -> str:
     """Which side is likely wrong when there is no hand value to break the tie."""
-    keras_bad = [m for m in diff.mismatches if not np.isfinite(m.values["keras"]) and np.isfinite(m.values["reference"])]
-    ref_bad = [m for m in diff.mismatches if np.isfinite(m.values["keras"]) and not np.isfinite(m.values["reference"])]
+    label = diff.label
+    system_bad = [m for m in diff.mismatches
+                  if not np.isfinite(m.values[SYSTEM]) and np.isfinite(m.values[REFERENCE])]
+    ref_bad = [m for m in diff.mismatches if np.isfinite(m.values[SYSTEM]) and not np.isfinite(m.values[REFERENCE])]
     settle = (f"add hand-computed `expected` values to settle it, or run `harness explain {case.path}` "
               "to check the reference step by step")
-    if keras_bad:
-        return (f"Keras returned NaN/Inf where the float64 reference is finite ({len(keras_bad)} elements): "
-                f"overflow in {compute_dtype(case.dtype)} or a Keras defect; {settle}")
+    if system_bad:
+        return (f"{label} returned NaN/Inf where the float64 reference is finite ({len(system_bad)} elements): "
+                f"overflow in {compute_dtype(case.dtype)} or a {label} defect; {settle}")
     if ref_bad:
-        return (f"the reference returned NaN/Inf where Keras is finite ({len(ref_bad)} elements): "
+        return (f"the reference returned NaN/Inf where {label} is finite ({len(ref_bad)} elements): "
                 f"the reference or the case's non-finite inputs are handled differently; {settle}")
     if diff.max_error_ratio <= 100:
         return (f"the difference is small (at most {diff.max_error_ratio:.3g}x the tolerance): rounding in "
                 f"{compute_dtype(case.dtype)} beyond the tolerance, or a subtle defect (a slightly scaled gate or "
                 f"bias); {settle}")
-    return ("the difference is far beyond rounding: Keras and the reference compute different things. The "
-            "reference is float64 and shares no code with Keras, so Keras is the likely culprit unless the "
+    return (f"the difference is far beyond rounding: {label} and the reference compute different things. The "
+            f"reference is float64 and shares no code with {label}, so {label} is the likely culprit unless the "
             f"reference models this config differently; {settle}")
 
 
 def _table(diff: OutputDiff, case: Case, call_label: str) -> list[str]:
-    has_expected = any("expected" in m.values for m in diff.mismatches)
-    header = [f"{call_label}{diff.output}[{_AXES[diff.output]}]", "KERAS", "REFERENCE"]
+    has_expected = any(EXPECTED in m.values for m in diff.mismatches)
+    header = [f"{call_label}{diff.output}[{case.spec.axes(diff.output)}]", diff.label.upper(), "REFERENCE"]
     if has_expected:
         header += ["EXPECTED", "odd one out"]
+    odd_names = {SYSTEM: diff.label.lower()}
     rows = [header]
     for m in diff.mismatches[:MAX_ROWS]:
-        row = ["[" + ", ".join(map(str, m.index)) + "]", _num(m.values["keras"], case), _num(m.values["reference"], case)]
+        row = ["[" + ", ".join(map(str, m.index)) + "]", _num(m.values[SYSTEM], case), _num(m.values[REFERENCE], case)]
         if has_expected:
-            row += [_num(m.values["expected"], case), m.odd_one or ""]
+            row += [_num(m.values[EXPECTED], case), odd_names.get(m.odd_one, m.odd_one or "")]
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["    " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
@@ -92,7 +95,7 @@ def output_report(diff: OutputDiff, case: Case, call: int, modes: tuple[str, ...
         f"    tolerance: {diff.tolerance.describe()}; {_RULE}",
         f"    verdict: {diff.verdict}",
     ]
-    if diff.verdict == compare.TWO_WAY:
+    if diff.verdict == compare.two_way(diff.label):
         lines.append(f"    likely: {_two_way_hint(diff, case)}")
     if diff.output == "sequences" and case.config.get("go_backwards"):
         lines.append("    note: go_backwards: step is in processing order (step 0 is the last input step)")
@@ -113,8 +116,8 @@ def _failing_names(case: Case, modes: tuple[str, ...], failing: list[tuple[int, 
 
 
 def mode_spread(outputs: dict[str, list[dict]]) -> list[str]:
-    """How far each mode's Keras outputs are from the first mode's: said even when all pass, because
-    a mode that drifts from the others is the first sign of a mode-specific code path."""
+    """How far each mode's outputs are from the first mode's: said even when all pass, because a mode
+    that drifts from the others is the first sign of a mode-specific code path."""
     if len(outputs) < 2:
         return []
     (first, base), *others = outputs.items()
@@ -150,11 +153,11 @@ def summary_line(case: Case, diffs: list[tuple[int, OutputDiff]], modes: tuple[s
 
 
 def case_report(case: Case, diffs: list[tuple[int, OutputDiff]], flavor: str, modes: tuple[str, ...] = ("eager",),
-                errors: dict | None = None, spread: list[str] | None = None) -> str:
+                errors: dict | None = None, spread: list[str] | None = None, label: str = "Keras") -> str:
     """Full report for one compared case (pass or fail)."""
     errors = errors or {}
     failing = [(n, d) for n, d in diffs if not d.passed]
-    status = "FAILED" if failing else "KERAS-ERROR" if errors else "PASSED"
+    status = "FAILED" if failing else "KERAS-ERROR" if errors else "PASSED"  # outcome names, whatever the system
     lines = [f"{status} {case.name} ({case.path})",
              f"  {_config_line(case)}; modes: {', '.join(modes)}; reference semantics: {flavor}"]
     for mode in modes:
@@ -166,7 +169,7 @@ def case_report(case: Case, diffs: list[tuple[int, OutputDiff]], flavor: str, mo
     lines.extend(f"  modes compared: {line}" for line in spread or [])
     overflowed = sum(d.overflowed for _, d in diffs)
     if overflowed:
-        lines.append(f"  note: {overflowed} elements overflowed {compute_dtype(case.dtype)} in Keras and in the "
+        lines.append(f"  note: {overflowed} elements overflowed {compute_dtype(case.dtype)} in {label} and in the "
                      "rounded reference alike; accepted as the dtype's range, not a defect")
     if not failing and not errors:
         lines.append(f"  {summary_line(case, diffs, modes)}")
@@ -186,6 +189,6 @@ def case_report(case: Case, diffs: list[tuple[int, OutputDiff]], flavor: str, mo
 
 def _same_mismatches(a: OutputDiff, b: OutputDiff) -> bool:
     def key(diff: OutputDiff):
-        return diff.structure_problem, [(m.index, repr(m.values["keras"])) for m in diff.mismatches]
+        return diff.structure_problem, [(m.index, repr(m.values[SYSTEM])) for m in diff.mismatches]
 
     return key(a) == key(b)

@@ -9,9 +9,10 @@ from importlib import metadata
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
-# condition key -> distributions that provide it, first found wins
-_DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-macos"), "keras": ("keras", "tf-keras"),
-                  "numpy": ("numpy",)}
+# condition key -> distributions that provide it, first found wins. "keras" is the `keras` package only:
+# the Keras that `import keras` gives (tf_keras, legacy Keras 2 beside it, is its own key).
+_DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-macos"), "keras": ("keras",),
+                  "tf_keras": ("tf-keras",), "numpy": ("numpy",)}
 
 
 @lru_cache(maxsize=1)
@@ -25,6 +26,13 @@ def installed_versions() -> dict[str, str]:
             except metadata.PackageNotFoundError:
                 continue
     return found
+
+
+def keras_flavor() -> str:
+    """"keras3" or "keras2": the semantics of the installed `keras` package, read without importing it
+    (TensorFlow <= 2.15 ships Keras 2 as `keras`; without the package only tf.keras, Keras 2, exists)."""
+    version = installed_versions().get("keras")
+    return "keras3" if version and int(version.split(".")[0]) >= 3 else "keras2"
 
 
 def check_specifier(text: str) -> str | None:

@@ -37,7 +37,7 @@ def test_odd_one_out_is_named():
     diff = diff_output("h", k, r, np.array([[0.0, 4.0, 1.0]]), TOL)
     assert diff.verdict == compare.ODD_EXPECTED and diff.mismatches[0].index == (0, 2)
     diff = diff_output("h", np.array([[9.0, 4.0, 0.0]]), r, r.copy(), TOL)
-    assert diff.verdict == compare.ODD_KERAS and diff.mismatches[0].odd_one == "keras"
+    assert diff.verdict == compare.ODD_KERAS and diff.mismatches[0].odd_one == compare.SYSTEM
     diff = diff_output("h", k, np.array([[0.0, 5.0, 0.0]]), k.copy(), TOL)
     assert diff.verdict == compare.ODD_REFERENCE
     diff = diff_output("h", np.array([[1.0]]), np.array([[2.0]]), np.array([[3.0]]), TOL)

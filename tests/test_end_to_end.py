@@ -10,6 +10,8 @@ import pytest
 from harness.cli import main
 from harness.runner import run_path
 
+from fakes import AlteredSystem
+
 WRONG_HAND = ("name: seed-linear-gates", "name: seed-mistaken-hand-value"), ("  h: [[0, 4, 0]]", "  h: [[0, 4, 1]]")
 
 
@@ -112,26 +114,20 @@ def test_keras_error_is_an_outcome_with_keras_message(write_case, seed_text):
 
 
 def test_unsupported_is_an_outcome_never_ignored(write_case, seed_text):
-    assert run_path(write_case(seed_text.replace("config:", "layer: GRU\nconfig:"))).outcome == "unsupported"
+    unknown = run_path(write_case(seed_text.replace("config:", "layer: ConvLSTM1D\nconfig:")))
+    assert unknown.outcome == "invalid" and unknown.message.startswith("layer: value not allowed")
     result = run_path(write_case(seed_text.replace("activation: null\n", "activation: sparsemax\n", 1)))
     assert result.outcome == "unsupported" and "sparsemax" in result.message
 
 
-def test_a_perturbed_keras_is_caught(monkeypatch, seed_text, write_case):
+def test_a_perturbed_keras_is_caught(seed_text, write_case):
     """The harness must be able to fail: scale Keras's h by 1 + 1e-4 and the float32 seed case fails."""
-    from harness import keras_runner
+    def perturbed(mode, run):
+        for outputs in run.outputs:
+            outputs["h"] = outputs["h"] * (1 + 1e-4)
+        return run
 
-    real = keras_runner.run_keras_modes
-
-    def perturbed(case, modes):
-        runs = real(case, modes)
-        for run in runs.values():
-            for outputs in run.outputs:
-                outputs["h"] = outputs["h"] * (1 + 1e-4)
-        return runs
-
-    monkeypatch.setattr("harness.runner.run_keras_modes", perturbed)
-    result = run_path(write_case(seed_text))
+    result = run_path(write_case(seed_text), system=AlteredSystem(perturbed))
     assert result.outcome == "failed"
     assert result.message == ("mismatch in h in eager, graph: Keras disagrees with both the reference and the hand "
                               "value: Keras is likely wrong")
@@ -176,21 +172,15 @@ def test_known_failures_under_pytest(pytester, seed_text):
     result.assert_outcomes(xfailed=1, xpassed=1)
 
 
-def test_keras_returning_another_dtype_than_the_policy_fails(monkeypatch, seed_text, write_case):
+def test_keras_returning_another_dtype_than_the_policy_fails(seed_text, write_case):
     """A Keras that ignores the dtype policy (computes float16 cases in float32) is caught even though its
     values, being more precise, agree with the reference."""
-    from harness import keras_runner
+    def float32_instead(mode, run):
+        run.dtypes = [{name: "float32" for name in call} for call in run.dtypes]
+        return run
 
-    real = keras_runner.run_keras_modes
-
-    def float32_instead(case, modes):
-        runs = real(case, modes)
-        for run in runs.values():
-            run.dtypes = [{name: "float32" for name in call} for call in run.dtypes]
-        return runs
-
-    monkeypatch.setattr("harness.runner.run_keras_modes", float32_instead)
-    result = run_path(write_case(seed_text.replace("dtype: float32", "dtype: float16")))
+    result = run_path(write_case(seed_text.replace("dtype: float32", "dtype: float16")),
+                      system=AlteredSystem(float32_instead))
     assert result.outcome == "failed"
     assert "eager: h: dtype mismatch: Keras returned float32, but dtype float16 computes in float16" in result.details
 

@@ -4,15 +4,16 @@ gives the results of a fresh layer per mode, bit for bit; a defect only the comp
 import numpy as np
 import pytest
 
-from harness import keras_runner
+from harness import targets
 from harness.cli import main
-from harness.errors import KerasFailure
+from harness.errors import SystemFailure
 from harness.faults import MORE_FAULTS
 from harness.loader import load_case
 from harness.modes import DEFAULT_MODES, MODES, parse_modes
 from harness.runner import run_case, run_path
 
 from conftest import REPO
+from fakes import AlteredSystem
 
 # Cases whose layer carries something between calls or modes: states, masks, initial states, several calls.
 REUSE_CASES = ["stateful/stateful-three-calls.yaml", "stateful/stateful-masked-calls.yaml",
@@ -38,9 +39,10 @@ def test_one_layer_for_every_mode_equals_a_fresh_layer_per_mode(name):
     """The only layer reuse the harness does: one built layer runs every mode of a case. Its results must
     be those of a fresh layer per mode, bit for bit, or reuse could hide (or invent) a difference."""
     case = load_case(REPO / "cases" / name)
-    shared = keras_runner.run_keras_modes(case, MODES)
+    system = targets.get()
+    shared = targets.run_modes(system, case, MODES)
     for mode in MODES:
-        fresh = keras_runner.run_keras(case, mode)
+        fresh = targets.run_modes(system, case, (mode,))[mode]
         for number, (a, b) in enumerate(zip(shared[mode].outputs, fresh.outputs), start=1):
             for output in a:
                 assert a[output].tobytes() == b[output].tobytes(), f"{mode} call {number} {output}"
@@ -50,24 +52,21 @@ def test_reuse_would_be_caught_if_states_leaked():
     """The check above can fail: without the reset between modes a stateful case's graph run starts
     from the states eager left behind, and its outputs differ from a fresh layer's."""
     case = load_case(REPO / "cases" / "stateful" / "stateful-three-calls.yaml")
-    layer = keras_runner._build(case, keras_runner._keras())
-    arguments = keras_runner._call_arguments(case, "float32")
-    keras_runner._run_mode(case, layer, "eager", arguments)
-    leaked = [layer(x, **kwargs) for _, x, kwargs in arguments]  # no reset: carries on from eager's states
-    fresh = keras_runner.run_keras(case, "eager")
+    system = targets.get()
+    prepared = system.prepare(case)
+    system.run(prepared, "eager")
+    leaked = [prepared.layer(x, **kwargs) for _, x, kwargs in prepared.arguments]  # no reset: carries on
+    fresh = targets.run_modes(system, case, ("eager",))["eager"]
     assert not np.array_equal(np.asarray(leaked[0][0]), fresh.outputs[0]["output"])
 
 
-def test_a_defect_in_one_mode_is_named(monkeypatch, seed_text, write_case):
-    real = keras_runner.run_keras_modes
+def test_a_defect_in_one_mode_is_named(seed_text, write_case):
+    def graph_wrong(mode, run):
+        if mode == "graph":
+            run.outputs[0]["h"] = run.outputs[0]["h"] + 0.5
+        return run
 
-    def graph_wrong(case, modes):
-        runs = real(case, modes)
-        runs["graph"].outputs[0]["h"] = runs["graph"].outputs[0]["h"] + 0.5
-        return runs
-
-    monkeypatch.setattr("harness.runner.run_keras_modes", graph_wrong)
-    result = run_path(write_case(seed_text), modes=("eager", "graph", "xla"))
+    result = run_path(write_case(seed_text), modes=("eager", "graph", "xla"), system=AlteredSystem(graph_wrong))
     assert result.outcome == "failed"
     assert result.message == ("mismatch in h in graph: Keras disagrees with both the reference and the hand value: "
                               "Keras is likely wrong (eager, xla agree)")
@@ -80,16 +79,13 @@ def test_a_defect_in_one_mode_is_named(monkeypatch, seed_text, write_case):
     assert any(line.startswith("    graph: h[batch, unit]") for line in lines)
 
 
-def test_a_mode_keras_cannot_run_is_a_keras_error_naming_it(monkeypatch, seed_text, write_case):
-    real = keras_runner.run_keras_modes
+def test_a_mode_keras_cannot_run_is_a_keras_error_naming_it(seed_text, write_case):
+    def xla_raises(mode, run):
+        if mode == "xla":
+            raise SystemFailure("running the layer (xla mode)", RuntimeError("no XLA kernel"))
+        return run
 
-    def xla_raises(case, modes):
-        runs = real(case, modes)
-        runs["xla"] = KerasFailure("running the layer (xla mode)", RuntimeError("no XLA kernel"))
-        return runs
-
-    monkeypatch.setattr("harness.runner.run_keras_modes", xla_raises)
-    result = run_path(write_case(seed_text), modes=MODES)
+    result = run_path(write_case(seed_text), modes=MODES, system=AlteredSystem(xla_raises))
     assert result.outcome == "keras-error"
     assert result.message == ("Keras raised RuntimeError while running the layer (xla mode): no XLA kernel "
                               "(eager, graph agree)")

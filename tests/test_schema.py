@@ -7,8 +7,8 @@ from harness.activations import KERAS_ACTIVATION_NAMES
 from harness.discovery import find_case_files
 from harness.documents import read_document
 from harness.errors import InvalidCase
+from harness import layers, schema
 from harness.loader import case_schema, load_case
-from harness.reference_runner import MODELLED, NO_FORWARD_EFFECT
 
 from conftest import REPO
 
@@ -30,8 +30,17 @@ def test_schema_activation_names_are_the_loaders():
     assert set(case_schema()["definitions"]["activation"]["anyOf"][1]["enum"]) == KERAS_ACTIVATION_NAMES
 
 
-def test_schema_config_keys_are_those_the_reference_accounts_for():
-    assert set(case_schema()["properties"]["config"]["properties"]) == MODELLED | NO_FORWARD_EFFECT
+@pytest.mark.parametrize("name", list(layers.SPECS))
+def test_schema_config_keys_are_those_the_reference_accounts_for(name):
+    spec = layers.get(name)
+    assert set(case_schema()["definitions"][f"{name}.config"]["properties"]) == spec.modelled | spec.no_forward_effect
+
+
+def test_committed_schema_is_the_one_assembled_from_the_layer_specs():
+    """Editors validate against the committed file; the loader against the specs. They must not drift:
+    regenerate with `python -m harness.schema > harness/case.schema.json`."""
+    committed = (REPO / "harness" / "case.schema.json").read_text()
+    assert committed == schema.render()
 
 
 SCHEMA_REJECTS = [

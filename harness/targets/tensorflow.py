@@ -1,0 +1,137 @@
+"""Keras on TensorFlow (the `tensorflow` target): Keras 3's TensorFlow backend, or Keras 2 where the
+installed TensorFlow ships it; modes eager, graph (`tf.function`) and xla (`jit_compile=True`).
+
+Weights are set from the case file, never from initializers (with the default orthogonal initializer
+`LSTM(dtype="bfloat16")` cannot even be built on the TF CPU backend). Anything Keras raises becomes a
+SystemFailure carrying Keras's message. TensorFlow is imported on first use only.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness import precision, versions
+from harness.case import Case
+from harness.errors import SystemFailure
+from harness.modes import MODES
+from harness.targets.base import SystemRun
+
+LABEL = "Keras"
+BUILD_STAGE = "building the layer and setting the weights"
+
+
+def import_keras():
+    """The `keras` module, importing TensorFlow's Keras on first use (seconds: only paid when running)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras  # noqa: PLC0415
+
+    return keras
+
+
+@dataclass
+class Prepared:
+    case: Case
+    layer: object
+    arguments: list  # per call: (reset states first?, input tensor, keyword arguments)
+
+
+def _call_arguments(case: Case) -> list[tuple[bool, object, dict]]:
+    """Per call: (reset states first?, input, keyword arguments) as TensorFlow tensors in the compute dtype,
+    which Keras 2 and Keras 3 (TensorFlow backend) both accept. Prepared before Keras runs, so that a
+    harness bug is not mistaken for a Keras error."""
+    import tensorflow as tf  # noqa: PLC0415 - already imported by Keras
+
+    compute = precision.compute_dtype(case.dtype)
+    prepared = []
+    for call in case.calls:
+        x = tf.convert_to_tensor(precision.round_to(call.input, compute))
+        kwargs = {"training": False}
+        if call.mask is not None:
+            kwargs["mask"] = tf.convert_to_tensor(np.asarray(call.mask, dtype=bool))
+        if call.initial_state is not None:
+            kwargs["initial_state"] = case.spec.keras_initial_state(
+                {name: tf.convert_to_tensor(precision.round_to(s, compute)) for name, s in call.initial_state.items()})
+        prepared.append((call.reset_states, x, kwargs))
+    return prepared
+
+
+def set_weights(case: Case, layer) -> None:
+    """The case's weights, rounded to the variable dtype, into the layer's variables."""
+    variable = precision.variable_dtype(case.dtype)
+    try:
+        targets = case.spec.keras_variables(layer)
+        for name, values in case.weights.items():
+            targets[name].assign(precision.round_to(values, variable))
+    except Exception as exc:  # noqa: BLE001 - whatever Keras raises is reported, not crashed on
+        raise SystemFailure(BUILD_STAGE, exc, LABEL) from exc
+
+
+def _runner(layer, mode: str):
+    """The layer's call as the mode runs it. A new tf.function per case and mode: a trace is never shared
+    between cases, so nothing one case did (or a Keras patched in between) can leak into another."""
+    if mode == "eager":
+        return lambda x, kwargs: layer(x, **kwargs)
+    import tensorflow as tf  # noqa: PLC0415 - already imported by Keras
+
+    return tf.function(lambda x, kwargs: layer(x, **kwargs), jit_compile=mode == "xla", reduce_retracing=False)
+
+
+class KerasOnTensorFlow:
+    """The installed Keras on its TensorFlow backend: the harness's default system under test."""
+
+    name = "tensorflow"
+    label = LABEL
+    modes = MODES
+
+    def environment(self) -> dict:
+        installed = versions.installed_versions()
+        return {"tensorflow": installed.get("tensorflow"), "keras": installed.get("keras"), "backend": "tensorflow",
+                "keras_flavor": self.semantics()}
+
+    def semantics(self) -> str:
+        return versions.keras_flavor()
+
+    def supports(self, case: Case) -> str | None:
+        return None
+
+    def prepare(self, case: Case) -> Prepared:
+        keras = import_keras()
+        arguments = _call_arguments(case)
+        first = case.calls[0].input
+        try:
+            layer = case.spec.build_keras(keras, case.config, case.dtype,
+                                          first.shape[0] if case.stateful else None, first.shape[2])
+        except Exception as exc:  # noqa: BLE001
+            raise SystemFailure(BUILD_STAGE, exc, LABEL) from exc
+        set_weights(case, layer)  # a weight Keras refuses fails the case as a whole, not mode by mode
+        return Prepared(case, layer, arguments)
+
+    def run(self, prepared: Prepared, mode: str) -> SystemRun:
+        """Every call of the case in one mode, from the case's weights and zero states: both are set again
+        first, so nothing an earlier mode did to the layer (even a defect that writes a weight) carries over.
+        One layer serves every mode (tests/test_modes.py checks the results equal those of a fresh layer
+        per mode, bit for bit)."""
+        case, layer, arguments = prepared.case, prepared.layer, prepared.arguments
+        call_layer = _runner(layer, mode)
+        set_weights(case, layer)
+        if case.stateful:
+            try:
+                layer.reset_states()  # the states another mode left behind; a fresh layer's are zeros too
+            except Exception as exc:  # noqa: BLE001
+                raise SystemFailure(f"resetting the states before {mode} mode", exc, LABEL) from exc
+        raw_outputs = []
+        for number, (reset, x, kwargs) in enumerate(arguments, start=1):
+            stage = "running the layer" if len(arguments) == 1 else f"running call {number}"
+            try:
+                if reset:
+                    layer.reset_states()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # e.g. "softmax over an axis of size 1": the case's choice
+                    raw_outputs.append(call_layer(x, kwargs))
+            except Exception as exc:  # noqa: BLE001
+                raise SystemFailure(f"{stage} ({mode} mode)", exc, LABEL) from exc
+        return SystemRun.from_native([case.spec.keras_outputs(raw, case.config) for raw in raw_outputs])

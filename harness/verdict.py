@@ -1,0 +1,74 @@
+"""Verdict policy, in one place: which values each output is judged against, with which tolerance, and
+what turns a comparison into an outcome.
+
+- Hand values: an output without its own hand value may take one implied by another (the layer spec
+  says which: an LSTM's `output` is its `h` unless masked steps output zeros).
+- Tolerances: the case's own, else the dtype default floored by the measured rounding noise.
+- Dtypes: every output must come back in the case's compute dtype (a system ignoring the policy fails).
+- Pairing: calls and outputs are paired strictly; an output the system did not return is a failure.
+- known_failure: a failure of a known defect is xfailed, a pass of it xpassed.
+"""
+
+from __future__ import annotations
+
+from harness.case import Case
+from harness.compare import OutputDiff, diff_output, two_way
+from harness.noise import NoiseEstimate
+from harness.precision import compute_dtype
+from harness.reference_runner import reference_outputs
+from harness.tolerances import resolve
+from harness.versions import unmet
+
+
+def compare_case(case: Case, system_calls: list[dict], reference_calls: list, noise: NoiseEstimate | None = None,
+                 system_dtypes: list[dict] | None = None, label: str = "Keras") -> list[tuple[int, OutputDiff]]:
+    """Diff every compared output of every call; `noise` sets the floor of default tolerances and
+    the rows where the dtype's range ran out."""
+    diffs = []
+    spec = case.spec
+    calls = zip(case.calls, system_calls, reference_calls, strict=True)
+    for number, (call, system_out, ref_result) in enumerate(calls, start=1):
+        ref_out = reference_outputs(case, ref_result)
+        rows = noise.overflow_rows[number - 1] if noise else None
+        steps = call.input.shape[1]
+        for name in case.compared_outputs():
+            expected = call.expected.get(name)
+            if expected is None:
+                expected = spec.expected_fallback(name, call.expected, case.config)
+            measured = noise.per_call[number - 1][name] if noise else 0.0
+            tolerance = resolve(case.tolerance, case.dtype, name, steps, measured)
+            if name not in system_out:
+                diff = OutputDiff(output=name, tolerance=tolerance, total=int(ref_out[name].size), label=label,
+                                  structure_problem=f"{label} did not return `{name}`", verdict=two_way(label))
+                diffs.append((number, diff))
+                continue
+            diff = diff_output(name, system_out[name], ref_out[name], expected, tolerance, rows, label)
+            returned = system_dtypes[number - 1][name] if system_dtypes else None
+            if returned and returned != compute_dtype(case.dtype) and diff.structure_problem is None:
+                diff.structure_problem = (f"dtype mismatch: {label} returned {returned}, but dtype {case.dtype} "
+                                          f"computes in {compute_dtype(case.dtype)}")
+                diff.verdict = f"{label} ignored the case's dtype policy"
+            diffs.append((number, diff))
+    return diffs
+
+
+def known_failure_applies(case: Case) -> bool:
+    """Whether the case's known defect concerns the installed versions (elsewhere the case must pass)."""
+    return bool(case.known_failure) and not unmet(case.known_failure.get("when", {}))
+
+
+def apply_known_failure(case: Case, result):
+    """Apply a case's known_failure marker: a failure becomes xfailed, a pass becomes xpassed."""
+    if not known_failure_applies(case):
+        return result
+    reason = case.known_failure["reason"]
+    upstream = f" ({case.known_failure['upstream']})" if case.known_failure.get("upstream") else ""
+    if result.outcome in ("failed", "keras-error"):
+        result.outcome = "xfailed"
+        result.message = f"known failure{upstream}: {reason}; still failing: {result.message}"
+        result.details = f"KNOWN FAILURE{upstream}: {reason}\n{result.details}"
+    elif result.outcome == "passed":
+        result.outcome = "xpassed"
+        result.message = f"known failure no longer fails{upstream}: remove `known_failure` from the case file"
+        result.details = f"XPASSED: {result.message}\n{result.details}"
+    return result
