@@ -62,7 +62,7 @@ class Case:
 
     @property
     def stateful(self) -> bool:
-        return self.config.get("stateful", False)
+        return self.spec.stateful(self.config)
 
     def compared_outputs(self) -> tuple[str, ...]:
         """Which outputs the layer returns for this config, hence which are compared."""

@@ -173,7 +173,7 @@ def _build(doc: dict, path: Path) -> Case:
     problems = arrays.problems
     spec = layers.get(doc.get("layer"))
     config = doc["config"]
-    stateful = config.get("stateful", False)
+    stateful = spec.stateful(config)
     compared = spec.outputs(config)
 
     if "calls" in doc:
@@ -217,9 +217,7 @@ def _build(doc: dict, path: Path) -> Case:
             mask = arrays.mask(entry["mask"], prefix + ["mask"], (batch, steps), f"(batch={batch}, timesteps={steps} from input)")
         initial_state = None
         if "initial_state" in entry:
-            initial_state = {name: arrays.numbers(entry["initial_state"][name], prefix + ["initial_state", name],
-                                                  state.shape, state.why)
-                             for name, state in spec.states(config, batch).items()}
+            initial_state = _initial_state(arrays, spec, config, batch, entry["initial_state"], prefix)
         expected = {}
         for name, raw in entry.get("expected", {}).items():
             where = prefix + ["expected", name]
@@ -268,6 +266,23 @@ def _build(doc: dict, path: Path) -> Case:
         known_failure=doc.get("known_failure"), requires=doc.get("requires", {}),
         execution=modes.from_document(doc.get("execution")),
     )
+
+
+def _initial_state(arrays: _Arrays, spec, config: dict, batch: int, given: dict, prefix: list) -> dict | None:
+    """Every state of the layer, each of its shape; a missing or foreign one is a problem."""
+    wanted = spec.states(config, batch)
+    where = prefix + ["initial_state"]
+    for name in given:
+        if name not in wanted:
+            arrays.problems.append(Problem(field_name(where + [name]), "not a state of this layer",
+                                           expected=f"the states {', '.join(wanted)}", found=repr(name)))
+    for name in wanted:
+        if name not in given:
+            arrays.problems.append(Problem(field_name(where + [name]), "missing required field",
+                                           hint=f"an initial state gives every state: {', '.join(wanted)}"))
+    if set(given) != set(wanted):
+        return None
+    return {name: arrays.numbers(given[name], where + [name], state.shape, state.why) for name, state in wanted.items()}
 
 
 def _flatten_weights(raw: dict, prefix: str = "") -> dict:

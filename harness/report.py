@@ -27,15 +27,11 @@ def _num(value: float, case: Case) -> str:
 
 
 def _config_line(case: Case) -> str:
-    shown = {k: case.config[k] for k in ("units", "activation", "recurrent_activation") if k in case.config}
-    flags = [k for k in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll")
-             if case.config.get(k)]
-    if not case.use_bias:
-        flags.append("use_bias=False")
+    shown, flags = case.spec.describe(case.config)
     if any(call.mask is not None for call in case.calls):
         flags.append("masked")
     shape = "x".join(str(n) for n in case.calls[0].input.shape)
-    parts = [f"{k}={v}" for k, v in shown.items()] + [f"dtype={case.dtype}", f"input {shape}"] + flags
+    parts = shown + [f"dtype={case.dtype}", f"input {shape}"] + flags
     return f"{case.layer}(" + ", ".join(parts) + ")"
 
 

@@ -86,6 +86,7 @@ def assemble() -> dict:
     definitions = dict(DEFINITIONS)
     for spec in layers.SPECS.values():
         definitions.update({f"{spec.name}.{key}": value for key, value in _layer_parts(spec).items()})
+        definitions.update(spec.extra_definitions())
     layer_names = list(layers.SPECS)
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",

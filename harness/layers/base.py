@@ -68,6 +68,14 @@ class LayerSpec:
     defaults: dict = {}
 
     # ---- the case format
+    def stateful(self, config: dict) -> bool:
+        """Whether the layer keeps its states between calls."""
+        return config.get("stateful", False)
+
+    def extra_definitions(self) -> dict:
+        """Schema definitions of the layer's own, beyond config, weights, states, expected and tolerance."""
+        return {}
+
     def config_schema(self) -> dict:
         """The JSON Schema of `config:` for this layer."""
         raise NotImplementedError
@@ -121,6 +129,10 @@ class LayerSpec:
         """A hand value for output `name` implied by another one (LSTM: `output` is `h` unless masked
         steps output zeros); None when there is none."""
         return None
+
+    def describe(self, config: dict) -> tuple[list[str], list[str]]:
+        """The config in a report's first line: ["key=value", ...] and the flags that are set."""
+        raise NotImplementedError
 
     def activations(self, config: dict) -> dict[str, str | None]:
         """Role -> activation name as configured (defaults applied): what the reference must implement."""

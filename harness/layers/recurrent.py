@@ -182,6 +182,15 @@ class RecurrentSpec(LayerSpec):
             return expected["h"]  # the last output is the final h unless masked steps output zeros
         return None
 
+    def describe(self, config: dict) -> tuple[list[str], list[str]]:
+        shown = [f"{k}={config[k]}" for k in ("units", "activation", "recurrent_activation") if k in config]
+        flags = [k for k in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll") if config.get(k)]
+        if not config.get("use_bias", True):
+            flags.append("use_bias=False")
+        if "reset_after" in config:
+            shown.append(f"reset_after={config['reset_after']}")
+        return shown, flags
+
     def activations(self, config: dict) -> dict[str, str | None]:
         return {role: config.get(role, self.defaults[role]) for role in self.activation_roles}
 

@@ -1,0 +1,266 @@
+"""Bidirectional: keras.layers.Bidirectional around an LSTM, GRU or SimpleRNN, modelled on Keras's own rules
+(keras/src/layers/rnn/bidirectional.py), not guessed:
+
+    forward  = the wrapped layer as configured                (`config.layer`)
+    backward = `config.backward_layer` if given, else a copy of the wrapped layer with go_backwards: true
+    both layers: zero_output_for_mask is forced to return_sequences
+    y, y_rev = forward(x), backward(x); with return_sequences y_rev is flipped back to input order, so that
+        merged step t pairs forward step t with backward step t
+    merge_mode: concat [y, y_rev] (forward first) | sum y + y_rev | mul y * y_rev | ave (y + y_rev) / 2 |
+        null: both returned apart
+    states: forward's (h[, c]) then backward's; initial_state is split half and half
+
+Weights are `forward.*` and `backward.*` (each the wrapped layer's kernel, recurrent_kernel, bias); states
+are `forward_h`, `forward_c`, `backward_h`, `backward_c` (c only for an LSTM).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.errors import Unsupported
+from harness.layers.base import ArraySpec, LayerSpec, Problem, ReferenceResult
+from harness.layers.recurrent import RecurrentSpec
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+DIRECTIONS = ("forward", "backward")
+
+
+class BidirectionalSpec(LayerSpec):
+    name = "Bidirectional"
+    description = ("keras.layers.Bidirectional around an LSTM, GRU or SimpleRNN: weights forward.* and "
+                   "backward.*, states forward_h, forward_c, backward_h, backward_c")
+    modelled = frozenset({"merge_mode", "layer", "backward_layer"})
+    no_forward_effect = frozenset()
+
+    def __init__(self, inner: dict[str, RecurrentSpec]):
+        self.inner = inner  # type name -> spec of a layer Bidirectional can wrap
+
+    # ---- the two directions
+    def directions(self, config: dict) -> dict[str, tuple[RecurrentSpec, dict]]:
+        """direction -> (the wrapped layer's spec, its Keras config), as Keras derives them."""
+        forward = dict(config["layer"])
+        forward_spec = self.inner[forward.pop("type")]
+        if config.get("backward_layer") is not None:
+            backward = dict(config["backward_layer"])
+            backward_spec = self.inner[backward.pop("type")]
+        else:
+            backward_spec, backward = forward_spec, {**forward, "go_backwards": True}
+        found = {}
+        for direction, spec, inner in (("forward", forward_spec, forward), ("backward", backward_spec, backward)):
+            inner = {**inner, "zero_output_for_mask": inner.get("return_sequences", False)}  # forced by Keras
+            found[direction] = (spec, inner)
+        return found
+
+    def _wrapped(self, config: dict) -> dict:
+        return config["layer"]
+
+    def stateful(self, config: dict) -> bool:
+        return self._wrapped(config).get("stateful", False)
+
+    def extra_definitions(self) -> dict:
+        return {"Bidirectional.wrapped": self.wrapped_schema()}
+
+    @staticmethod
+    def merge_mode(config: dict) -> str | None:
+        return config.get("merge_mode", "concat")
+
+    # ---- the case format
+    def config_schema(self) -> dict:
+        return {"type": "object", "additionalProperties": False, "required": ["layer"],
+                "description": "Keyword arguments of keras.layers.Bidirectional; the wrapped layers as "
+                               "{type, <keyword arguments of that layer>}.",
+                "properties": {"merge_mode": {"enum": list(MERGE_MODES), "default": "concat"},
+                               "layer": {"$ref": "#/definitions/Bidirectional.wrapped"},
+                               "backward_layer": {"$ref": "#/definitions/Bidirectional.wrapped"}}}
+
+    def wrapped_schema(self) -> dict:
+        """A wrapped layer: `type` plus that layer's own config keys."""
+        branches = []
+        for name, spec in self.inner.items():
+            own = spec.config_schema()
+            branches.append({"if": {"properties": {"type": {"const": name}}},
+                             "then": {**own, "properties": {"type": {"const": name}, **own["properties"]}}})
+        return {"type": "object", "required": ["type", "units"],
+                "description": "The wrapped layer: `type` (LSTM, GRU or SimpleRNN) and its keyword arguments.",
+                "properties": {"type": {"enum": list(self.inner)}}, "allOf": branches}
+
+    def weights(self, config: dict, features: int) -> dict[str, ArraySpec]:
+        found = {}
+        for direction, (spec, inner) in self.directions(config).items():
+            for name, array in spec.weights(inner, features).items():
+                found[f"{direction}.{name}"] = ArraySpec(array.shape, f"{array.why} of the {direction} {spec.name}")
+        return found
+
+    def weights_schema(self) -> dict:
+        one = {"type": "object", "additionalProperties": False, "required": ["kernel", "recurrent_kernel"],
+               "properties": {"kernel": {"description": "(features, blocks*units)", "$ref": "#/definitions/array"},
+                              "recurrent_kernel": {"description": "(units, blocks*units)", "$ref": "#/definitions/array"},
+                              "bias": {"description": "as the wrapped layer's bias; required when use_bias is true",
+                                       "$ref": "#/definitions/array"}}}
+        return {"type": "object", "additionalProperties": False, "required": list(DIRECTIONS),
+                "properties": {direction: one for direction in DIRECTIONS}}
+
+    def missing_weight(self, name: str, config: dict, spec: ArraySpec) -> Problem:
+        direction, own = name.split(".", 1)
+        inner_spec, inner = self.directions(config)[direction]
+        found = inner_spec.missing_weight(own, inner, spec)
+        return Problem(f"{found.message} for the {direction} layer", found.hint, found.expected)
+
+    def absent_weight(self, name: str, config: dict) -> Problem | None:
+        direction, own = name.split(".", 1) if "." in name else (name, "")
+        if direction not in DIRECTIONS:
+            return None
+        inner_spec, inner = self.directions(config)[direction]
+        found = inner_spec.absent_weight(own, inner)
+        return Problem(f"{found.message} (the {direction} layer)", found.hint) if found else None
+
+    def states(self, config: dict, batch: int) -> dict[str, ArraySpec]:
+        return {f"{direction}_{name}": ArraySpec(array.shape, f"{array.why}, the {direction} {spec.name}")
+                for direction, (spec, inner) in self.directions(config).items()
+                for name, array in spec.states(inner, batch).items()}
+
+    def states_schema(self) -> dict:
+        names = [f"{d}_{s}" for d in DIRECTIONS for s in ("h", "c")]
+        return {"type": "object", "additionalProperties": False,
+                "description": "Every state of both directions: forward_h (and forward_c for an LSTM), then "
+                               "backward_h (and backward_c)",
+                "properties": {name: {"description": "(batch, units)", "$ref": "#/definitions/array"} for name in names}}
+
+    def outputs(self, config: dict) -> tuple[str, ...]:
+        wrapped = self._wrapped(config)
+        kind = "sequences" if wrapped.get("return_sequences", False) else "output"
+        names = [kind] if self.merge_mode(config) is not None else [f"{d}_{kind}" for d in DIRECTIONS]
+        if wrapped.get("return_state", False):
+            names += [f"{d}_{s}" for d, (spec, _) in self.directions(config).items() for s in spec.state_names]
+        return tuple(names)
+
+    def output_names(self) -> tuple[str, ...]:
+        return ("sequences", "output", *(f"{d}_{kind}" for d in DIRECTIONS for kind in ("sequences", "output")),
+                *(f"{d}_{s}" for d in DIRECTIONS for s in ("h", "c")))
+
+    def _units(self, name: str, config: dict) -> tuple[int, str]:
+        """The last axis of an output and why."""
+        directions = self.directions(config)
+        if name.startswith(DIRECTIONS):
+            direction = name.split("_", 1)[0]
+            units = directions[direction][1]["units"]
+            return units, f"units={units} of the {direction} layer"
+        forward, backward = (directions[d][1]["units"] for d in DIRECTIONS)
+        if self.merge_mode(config) == "concat":
+            return forward + backward, f"forward units {forward} + backward units {backward} (concat)"
+        return forward, f"units={forward}"
+
+    def output_spec(self, name: str, config: dict, batch: int, steps: int) -> ArraySpec:
+        units, why = self._units(name, config)
+        if name.endswith("sequences"):
+            return ArraySpec((batch, steps, units), f"(batch={batch}, timesteps={steps}, {why})")
+        return ArraySpec((batch, units), f"(batch={batch}, {why})")
+
+    def not_returned(self, name: str, config: dict) -> Problem:
+        return Problem(f"this Bidirectional config does not return `{name}`",
+                       expected=f"outputs of this config: {', '.join(self.outputs(config))}",
+                       hint="sequences need return_sequences and states return_state in `layer`; merge_mode null "
+                            "returns forward_* and backward_* apart")
+
+    def expected_schema(self) -> dict:
+        return {"type": "object", "additionalProperties": False, "minProperties": 1,
+                "description": "Hand-computed values: a third oracle.",
+                "properties": {name: {"$ref": "#/definitions/numbers"} for name in self.output_names()}}
+
+    def describe(self, config: dict) -> tuple[list[str], list[str]]:
+        parts = []
+        for direction, (spec, inner) in self.directions(config).items():
+            shown, flags = spec.describe(inner)
+            flags = [f for f in flags if f != "go_backwards"]
+            parts.append(f"{direction}={spec.name}(" + ", ".join(shown + flags) + ")")
+        return [*parts, f"merge_mode={self.merge_mode(config)}"], []
+
+    def activations(self, config: dict) -> dict[str, str | None]:
+        return {f"{d} {role}": name for d, (spec, inner) in self.directions(config).items()
+                for role, name in spec.activations(inner).items()}
+
+    # ---- the reference
+    def check_supported(self, config: dict, flavor: str) -> None:
+        for spec, inner in self.directions(config).values():
+            spec.check_supported(inner, flavor)
+        if self.merge_mode(config) not in MERGE_MODES:
+            raise Unsupported(f"merge_mode {self.merge_mode(config)!r} is not modelled by the reference")
+
+    def forward(self, weights, config, flavor, x, states, mask, *, trace=False, rounding=None) -> ReferenceResult:
+        q = rounding or (lambda a: a)
+        parts, outputs, final = {}, {}, {}
+        sequences = self._wrapped(config).get("return_sequences", False)
+        for direction, (spec, inner) in self.directions(config).items():
+            own = {name.split(".", 1)[1]: w for name, w in weights.items() if name.startswith(direction + ".")}
+            own_states = {name: states[f"{direction}_{name}"] for name in spec.state_names}
+            result = spec.forward(own, inner, flavor, x, own_states, mask, trace=trace, rounding=rounding)
+            parts[direction] = result
+            final.update({f"{direction}_{name}": value for name, value in result.states.items()})
+            outputs.update({f"{direction}_{name}": result.outputs[name] for name in spec.state_names})
+        # what each layer returns: its sequence (the backward one flipped back to input order) or last output
+        y = parts["forward"].outputs["sequences" if sequences else "output"]
+        y_rev = parts["backward"].outputs["sequences" if sequences else "output"]
+        if sequences:
+            y_rev = y_rev[:, ::-1, :]
+        kind = "sequences" if sequences else "output"
+        outputs[f"forward_{kind}"], outputs[f"backward_{kind}"] = y, y_rev
+        mode = self.merge_mode(config)
+        with np.errstate(all="ignore"):
+            if mode == "concat":
+                outputs[kind] = np.concatenate([y, y_rev], axis=-1)
+            elif mode == "sum":
+                outputs[kind] = q(y + y_rev)
+            elif mode == "mul":
+                outputs[kind] = q(y * y_rev)
+            elif mode == "ave":
+                outputs[kind] = q(q(y + y_rev) / 2)
+        return ReferenceResult(outputs=outputs, states=final, parts=parts)
+
+    def explain(self, config: dict, flavor: str) -> list[str]:
+        lines = []
+        for direction, (spec, inner) in self.directions(config).items():
+            lines.append(f"  {direction} layer: {spec.name}, go_backwards={inner.get('go_backwards', False)}, "
+                         f"zero_output_for_mask={inner['zero_output_for_mask']} (Bidirectional forces it to "
+                         "return_sequences)")
+            lines.extend("  " + line for line in spec.explain(inner, flavor))
+        lines.append(f"  merge_mode={self.merge_mode(config)}; the backward sequence is flipped back to input order "
+                     "before merging")
+        return lines
+
+    def explain_result(self, result: ReferenceResult, batch: int, config: dict) -> list[str]:
+        lines = []
+        for direction, (spec, inner) in self.directions(config).items():
+            lines.append(f"{direction} layer ({spec.name}):")
+            lines.extend("  " + line for line in spec.explain_result(result.parts[direction], batch, inner))
+        return lines
+
+    # ---- the Keras object
+    def build_keras(self, keras, config: dict, dtype: str, batch: int | None, features: int):
+        from harness.layers.recurrent import NEUTRAL_INITIALIZERS  # noqa: PLC0415
+
+        def wrapped(entry: dict):
+            entry = dict(entry)
+            return getattr(keras.layers, entry.pop("type"))(**{**NEUTRAL_INITIALIZERS, **entry, "dtype": dtype})
+
+        backward = wrapped(config["backward_layer"]) if config.get("backward_layer") is not None else None
+        layer = keras.layers.Bidirectional(wrapped(config["layer"]), merge_mode=self.merge_mode(config),
+                                           backward_layer=backward, dtype=dtype)
+        layer.build((batch, None, features))
+        return layer
+
+    def keras_variables(self, layer) -> dict[str, object]:
+        found = {}
+        for direction, inner in (("forward", layer.forward_layer), ("backward", layer.backward_layer)):
+            found.update({f"{direction}.{name}": variable
+                          for name, variable in self.inner[type(inner).__name__].keras_variables(inner).items()})
+        return found
+
+    def keras_outputs(self, raw, config: dict) -> dict[str, np.ndarray]:
+        parts = [np.asarray(p) for p in (raw if isinstance(raw, (list, tuple)) else [raw])]
+        names = self.outputs(config)
+        return dict(zip(names, parts, strict=True))
+
+
+def make(inner: dict[str, RecurrentSpec]) -> BidirectionalSpec:
+    return BidirectionalSpec(inner)

@@ -1,0 +1,45 @@
+"""SimpleRNN: keras.layers.SimpleRNN, its reference cell beside the equation.
+
+    h_t = g(x_t @ W + b + h_{t-1} @ U)       W: kernel (F, n), U: recurrent_kernel (n, n), b: bias (n,)
+
+g: activation (default tanh). Masks, go_backwards and states: the generic driver.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.layers.recurrent import RecurrentSpec, vec
+
+
+class SimpleRNNSpec(RecurrentSpec):
+    name = "SimpleRNN"
+    description = "keras.layers.SimpleRNN: h = activation(x @ kernel + bias + h_prev @ recurrent_kernel)"
+    gates = ("h",)
+    state_names = ("h",)
+    activation_roles = ("activation",)
+    defaults = {"activation": "tanh"}
+
+    def step_function(self, weights, config, flavor, q):
+        g = self.resolved_activations(config, flavor)["activation"]
+        U = weights["recurrent_kernel"]
+        b = weights["bias"] if "bias" in weights else np.zeros(config["units"])
+
+        def step(xw_t, states):
+            pre = q(q(q(xw_t) + b) + q(states["h"] @ U))
+            h_t = q(g(pre))
+            return h_t, {"h": h_t}, {"pre": pre}
+
+        return step
+
+    def explain(self, config, flavor):
+        g = self.resolved_activations(config, flavor)["activation"]
+        return [f"  g = activation = {g.name}: {g.formula}",
+                "  pre = x @ kernel + bias + h_prev @ recurrent_kernel;  h = g(pre)"]
+
+    def explain_values(self, values, row, units):
+        return [f"    pre = {vec(values['pre'][row])}",
+                f"    h  = {vec(values['h'][row])}   output = {vec(values['output'][row])}"]
+
+
+SPEC = SimpleRNNSpec()
