@@ -18,12 +18,42 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import keras_runner, runner
+from harness import runner, targets
 from harness.case import Call, Case
 from harness.discovery import load_corpus
-from harness.keras_runner import keras_flavor
 from harness.modes import DEFAULT_MODES, MODES
 from harness.reference_runner import run_reference
+from harness.versions import keras_flavor
+
+
+def run_keras(case: Case, mode: str):
+    """One mode on a fresh layer (a naive loop would do this)."""
+    return targets.run_modes(targets.get(), case, (mode,))[mode]
+
+
+class TimedSystem:
+    """The real system under test, with the time spent in it added up."""
+
+    def __init__(self):
+        self.real = targets.get()
+        self.spent = 0.0
+        self.name, self.label, self.modes = self.real.name, self.real.label, self.real.modes
+
+    def semantics(self):
+        return self.real.semantics()
+
+    def prepare(self, case):
+        return self._timed(self.real.prepare, case)
+
+    def run(self, prepared, mode):
+        return self._timed(self.real.run, prepared, mode)
+
+    def _timed(self, function, *args):
+        started = time.perf_counter()
+        try:
+            return function(*args)
+        finally:
+            self.spent += time.perf_counter() - started
 
 
 def _wall(command: list[str]) -> float:
@@ -43,22 +73,11 @@ def _structure(case: Case) -> tuple:
 def corpus_split() -> None:
     # every case in the mode being measured, including those whose file pins `execution:`
     cases = [replace(e.case, execution=None) for e in load_corpus(["cases"]) if e.case]
-    keras_time = 0.0
-    real = keras_runner.run_keras_modes
-
-    def timed(case, modes):
-        nonlocal keras_time
-        started = time.perf_counter()
-        try:
-            return real(case, modes)
-        finally:
-            keras_time += time.perf_counter() - started
-
     runner.run_case(cases[0])  # TensorFlow's import and first-call costs out of the figures
     started = time.perf_counter()
     for case in cases:
         try:
-            keras_runner.run_keras(case, "eager")
+            run_keras(case, "eager")
         except Exception:  # noqa: BLE001 - a Keras error costs what it costs
             pass
     naive = time.perf_counter() - started
@@ -66,18 +85,17 @@ def corpus_split() -> None:
     print(f"naive baseline: a fresh eager layer per case, {len(cases)} cases: {naive:.2f}s of Keras calls; "
           f"{distinct} distinct layer structures (reusing layers across cases could save at most "
           f"{len(cases) - distinct} builds and traces)")
-    runner.run_keras_modes = timed
     for label, modes in (("default (" + ",".join(DEFAULT_MODES) + ")", None), ("eager", ("eager",)),
                          ("graph", ("graph",)), ("xla", ("xla",))):
-        keras_time = 0.0
+        system = TimedSystem()
         started = time.perf_counter()
         for case in cases:
-            runner.run_case(case, modes=modes)
+            runner.run_case(case, modes=modes, system=system)
         total = time.perf_counter() - started
+        keras_time = system.spent
         print(f"harness, modes {label}: {total:.2f}s = {naive / total:.2f}x the naive baseline's throughput; "
               f"Keras {keras_time:.2f}s, harness's own work {total - keras_time:.2f}s = "
               f"{(total - keras_time) / keras_time:.0%} of the Keras time")
-    runner.run_keras_modes = real
 
 
 def single_case() -> None:
@@ -100,9 +118,9 @@ def big_reference() -> None:
     run_reference(case, keras_flavor())
     reference_s = time.perf_counter() - started
     for mode in MODES:
-        keras_runner.run_keras(case, mode)  # warms TensorFlow up; the timed call builds, traces and compiles anew, as the harness does
+        run_keras(case, mode)  # warms TensorFlow up; the timed call builds, traces and compiles anew, as the harness does
         started = time.perf_counter()
-        keras_runner.run_keras(case, mode)
+        run_keras(case, mode)
         keras_s = time.perf_counter() - started
         print(f"big case (64x200x128 -> 256 units): reference float64 {reference_s:.2f}s vs Keras float32 {mode} "
               f"{keras_s:.2f}s, first call included (ratio {reference_s / keras_s:.2f})")

@@ -17,6 +17,7 @@ from harness.discovery import DEFAULT_CASE_DIR, Entry, load_corpus
 from harness.errors import InvalidCase
 from harness import modes
 from harness.runner import OUTCOMES, CaseResult, invalid_result, run_case
+from harness.versions import keras_flavor
 
 _STYLE = {"passed": "green", "failed": "red", "invalid": "magenta", "keras-error": "red", "unsupported": "yellow",
           "xfailed": "cyan", "xpassed": "yellow", "skipped": "dim",
@@ -100,68 +101,73 @@ def cmd_validate(args) -> int:
 
 def cmd_coverage(args) -> int:
     from harness.coverage import MASK_PATTERNS, build_map
-    from harness.versions import keras_flavor
 
     entries = load_corpus(args.paths or [DEFAULT_CASE_DIR])
-    coverage = build_map([e.case for e in entries if e.case], keras_flavor(),
-                         [str(e.path) for e in entries if e.error])
+    coverage = build_map([e.case for e in entries if e.case], keras_flavor(), [str(e.path) for e in entries if e.error],
+                         every_layer=not args.paths)
     if args.json:
         print(json.dumps(coverage.to_json(), indent=2))
         return 0
     console = Console(highlight=False, soft_wrap=True)
     console.print(f"{coverage.cases} cases" + (f", {len(coverage.invalid)} invalid files not counted" if coverage.invalid else ""))
-    table = Table(title="configuration dimensions: cases covering each value")
-    table.add_column("dimension")
-    table.add_column("value: cases")
-    table.add_column("uncovered")
-    for dim, values in coverage.required.items():
-        counts = coverage.dimensions[dim]
-        missing = [v for v in values if not counts[v]]
-        table.add_row(dim, ", ".join(f"{v}: {counts[v]}" for v in values if counts[v]),
-                      f"[red]{', '.join(missing)}[/]" if missing else "-")
-    console.print(table)
-    masks = Table(title="mask pattern x go_backwards x return_sequences: cases")
-    masks.add_column("mask pattern")
-    for gb in ("false", "true"):
-        for rs in ("false", "true"):
-            masks.add_column(f"go_backwards={gb}\nreturn_sequences={rs}", justify="right")
-    grid = coverage.mask_table()
-    for pattern in MASK_PATTERNS:
-        masks.add_row(pattern, *[str(grid[(pattern, gb, rs)]) if grid[(pattern, gb, rs)] else "[red]0[/]"
-                                 for gb in ("false", "true") for rs in ("false", "true")])
-    console.print(masks)
-    pairs = coverage.uncovered_activation_pairs()
-    total = len(coverage.required["activation"]) ** 2
-    console.print(f"activation x recurrent_activation: {total - len(pairs)} of {total} pairs covered; uncovered:")
-    by_activation: dict[str, list[str]] = {}
-    for a, r in pairs:
-        by_activation.setdefault(a, []).append(r)
-    for a, rs in by_activation.items():
-        console.print(f"  activation={a}: recurrent_activation " + ", ".join(rs))
+    for name, layer in coverage.layers.items():
+        table = Table(title=f"{name} ({layer.cases} cases): configuration dimensions, cases covering each value")
+        table.add_column("dimension")
+        table.add_column("value: cases")
+        table.add_column("uncovered")
+        for dim, values in layer.required.items():
+            counts = layer.dimensions[dim]
+            missing = [v for v in values if not counts[v]]
+            table.add_row(dim, ", ".join(f"{v}: {counts[v]}" for v in values if counts[v]),
+                          f"[red]{', '.join(missing)}[/]" if missing else "-")
+        console.print(table)
+        if layer.has_mask_table:
+            masks = Table(title=f"{name}: mask pattern x go_backwards x return_sequences: cases")
+            masks.add_column("mask pattern")
+            for gb in ("false", "true"):
+                for rs in ("false", "true"):
+                    masks.add_column(f"go_backwards={gb}\nreturn_sequences={rs}", justify="right")
+            grid = layer.mask_table()
+            for pattern in MASK_PATTERNS:
+                masks.add_row(pattern, *[str(grid[(pattern, gb, rs)]) if grid[(pattern, gb, rs)] else "[red]0[/]"
+                                         for gb in ("false", "true") for rs in ("false", "true")])
+            console.print(masks)
+        if layer.has_pairs:
+            pairs = layer.uncovered_activation_pairs()
+            total = len(layer.required["activation"]) ** 2
+            console.print(f"{name}: activation x recurrent_activation: {total - len(pairs)} of {total} pairs covered")
     uncovered = coverage.uncovered()
-    console.print("every dimension value is covered" if not uncovered else
-                  "uncovered values: " + "; ".join(f"{d}: {', '.join(v)}" for d, v in uncovered.items()))
+    console.print("every dimension value of every layer is covered" if not uncovered else "uncovered values: " + "; ".join(
+        f"{layer} {d}: {', '.join(v)}" for layer, dims in uncovered.items() for d, v in dims.items()))
     return 0
 
 
 def cmd_selftest(args) -> int:
-    from harness.faults import CONTROL, FAULTS, MORE_FAULTS
-    from harness.selftest import baseline, run_fault, smallest_caught_perturbation
+    from harness.faults import CONTROL, CONTROLS, FAMILY_FAULTS, FAULTS, MORE_FAULTS
+    from harness.selftest import baseline, involves, run_fault, smallest_caught_perturbation
 
     console = Console(highlight=False, soft_wrap=True)
     entries = load_corpus(args.paths or [DEFAULT_CASE_DIR])
     cases = [e.case for e in entries if e.case]
-    faults = [f for f in FAULTS + MORE_FAULTS if not args.fault or f.name in args.fault]
+    every = FAULTS + MORE_FAULTS + FAMILY_FAULTS
+    unknown = sorted(set(args.fault or ()) - {f.name for f in every})
+    if unknown:
+        console.print(f"harness selftest: no fault named {', '.join(map(repr, unknown))}; faults: "
+                      + ", ".join(f.name for f in every))
+        return 2
+    faults = [f for f in every if not args.fault or f.name in args.fault]
     witnesses = baseline(cases)
     console.print(f"{len(witnesses)} of {len(cases)} cases pass against the installed Keras and can witness a fault")
-    control = run_fault(CONTROL, witnesses, stop_at=1)
-    if control.caught:
-        console.print(f"[red]the fault-injection mechanism itself changes results ({control.failing[0]} fails "
-                      "under the defect-free re-stated cell): fault results would mean nothing[/]")
-        return 2
+    for control in [CONTROL, *CONTROLS.values()]:
+        result = run_fault(control, [c for c in witnesses if involves(c, control.layer)], stop_at=1)
+        if result.caught:
+            console.print(f"[red]the fault-injection mechanism itself changes results ({result.failing[0]} fails "
+                          f"under {control.description}): fault results would mean nothing[/]")
+            return 2
     escaped = 0
     for fault in faults:
-        result = run_fault(fault, witnesses, stop_at=None if args.all_witnesses else 1)
+        result = run_fault(fault, [c for c in witnesses if involves(c, fault.layer)],
+                           stop_at=None if args.all_witnesses else 1)
         if result.caught:
             shown = ", ".join(result.failing[:3]) + (" ..." if len(result.failing) > 3 else "")
             count = f"{len(result.failing)} cases" if args.all_witnesses else "first"
@@ -178,7 +184,6 @@ def cmd_selftest(args) -> int:
 
 def cmd_fuzz(args) -> int:
     from harness.fuzz import fuzz
-    from harness.versions import keras_flavor
 
     console = Console(highlight=False, soft_wrap=True)
     started = time.perf_counter()
@@ -251,7 +256,6 @@ def _find_case(spec: str):
 def cmd_explain(args) -> int:
     from harness.errors import Unsupported
     from harness.explain import explain_case
-    from harness.versions import keras_flavor
     from harness.loader import load_case
 
     path = _find_case(args.case)

@@ -12,8 +12,10 @@ from itertools import product
 
 import numpy as np
 
+from harness import layers
 from harness.activations import get_activation, supported_names
 from harness.case import Case
+from harness.layers.base import LayerSpec
 from harness.modes import MODES, modes_for
 from harness.precision import POLICIES, compute_dtype, finfo, input_as_computed
 
@@ -109,28 +111,19 @@ def _calls(case: Case) -> set[str]:
     return found
 
 
-def dimension_values(flavor: str) -> dict[str, tuple[str, ...]]:
-    """Every dimension and the values the corpus should cover."""
-    acts = _activations(flavor)
+def dimension_values(spec: LayerSpec, flavor: str) -> dict[str, tuple[str, ...]]:
+    """Every dimension of a layer and the values its cases should cover: the layer spec's own (config)
+    dimensions, then those every layer shares."""
     return {
-        "activation": acts,
-        "recurrent_activation": acts,
-        "gate activations": ("fused tanh/sigmoid", "other"),
+        **spec.coverage_dimensions(_activations(flavor)),
         "mask pattern": MASK_PATTERNS,
-        "go_backwards": ("false", "true"),
-        "return_sequences": ("false", "true"),
-        "return_state": ("false", "true"),
         "initial state": ("none", "zero", "non-zero"),
         "calls": ("single call", "stateful, one call", "stateful, several calls", "stateful, reset between calls"),
         "batch": ("1", "2-31", "32+"),
-        "units": ("1", "2+"),
         "timesteps": ("1", "2-199", "200+"),
         "features": ("1", "2-63", "64+"),
         "dtype": tuple(POLICIES),
         "execution mode": MODES,
-        "unroll": ("false", "true"),
-        "use_bias": ("false", "true"),
-        "implementation": ("1", "2"),
         "numeric edge": NUMERIC_EDGES,
         "expected values": ("hand-computed",),
         "known upstream defect": ("regression case",),
@@ -139,35 +132,21 @@ def dimension_values(flavor: str) -> dict[str, tuple[str, ...]]:
 
 def classify(case: Case, flavor: str) -> dict[str, set[str]]:
     """The values of every dimension this case covers."""
-    config = case.config
-    activation = _canonical(config.get("activation", "tanh"), flavor)
-    recurrent = _canonical(config.get("recurrent_activation", "sigmoid"), flavor)
     shapes = [call.input.shape for call in case.calls]
-    flag = lambda key, default=False: {str(bool(config.get(key, default))).lower()}  # noqa: E731
-    values = {
-        "activation": {activation} - {None},
-        "recurrent_activation": {recurrent} - {None},
-        "gate activations": {"fused tanh/sigmoid" if (activation, recurrent) == ("tanh", "sigmoid") else "other"},
+    return {
+        **case.spec.coverage_values(case.config, lambda name: _canonical(name, flavor)),
         "mask pattern": mask_patterns(case),
-        "go_backwards": flag("go_backwards"),
-        "return_sequences": flag("return_sequences"),
-        "return_state": flag("return_state"),
         "initial state": _state(case),
         "calls": _calls(case),
         "batch": {_bucket(s[0], ((1, "1"), (2, "2-31"), (32, "32+"))) for s in shapes},
-        "units": {_bucket(case.units, ((1, "1"), (2, "2+")))},
         "timesteps": {_bucket(s[1], ((1, "1"), (2, "2-199"), (200, "200+"))) for s in shapes},
         "features": {_bucket(s[2], ((1, "1"), (2, "2-63"), (64, "64+"))) for s in shapes},
         "dtype": {case.dtype},
         "execution mode": set(modes_for(case.execution, None)),  # cases without `execution:`: the default modes
-        "unroll": flag("unroll"),
-        "use_bias": flag("use_bias", True),
-        "implementation": {str(config.get("implementation", 2))},
         "numeric edge": numeric_edges(case),
         "expected values": {"hand-computed"} if any(call.expected for call in case.calls) else set(),
         "known upstream defect": {"regression case"} if "regression" in case.tags else set(),
     }
-    return values
 
 
 def _canonical(name: str | None, flavor: str) -> str | None:
@@ -179,18 +158,30 @@ def _canonical(name: str | None, flavor: str) -> str | None:
 
 @dataclass
 class CoverageMap:
+    """The coverage of one layer's cases."""
+
+    layer: str
     dimensions: dict[str, Counter]
     required: dict[str, tuple[str, ...]]
     activation_pairs: Counter = field(default_factory=Counter)
     mask_combos: Counter = field(default_factory=Counter)
     cases: int = 0
-    invalid: list[str] = field(default_factory=list)
+
+    @property
+    def has_pairs(self) -> bool:
+        return "recurrent_activation" in self.required
+
+    @property
+    def has_mask_table(self) -> bool:
+        return "go_backwards" in self.required
 
     def uncovered(self) -> dict[str, list[str]]:
         return {dim: [v for v in values if not self.dimensions[dim][v]]
                 for dim, values in self.required.items() if any(not self.dimensions[dim][v] for v in values)}
 
     def uncovered_activation_pairs(self) -> list[tuple[str, str]]:
+        if not self.has_pairs:
+            return []
         acts = self.required["activation"]
         return [(a, r) for a, r in product(acts, acts) if not self.activation_pairs[(a, r)]]
 
@@ -199,29 +190,59 @@ class CoverageMap:
                 for p, gb, rs in product(MASK_PATTERNS, ("false", "true"), ("false", "true"))}
 
     def to_json(self) -> dict:
-        return {
+        found = {
             "cases": self.cases,
-            "invalid_files": self.invalid,
             "dimensions": {dim: {v: self.dimensions[dim][v] for v in values} for dim, values in self.required.items()},
             "uncovered": self.uncovered(),
-            "activation_pairs": {"covered": sum(1 for n in self.activation_pairs.values() if n),
-                                 "total": len(self.required["activation"]) ** 2,
-                                 "uncovered": [list(p) for p in self.uncovered_activation_pairs()]},
-            "mask_x_go_backwards_x_return_sequences": [
-                {"mask": p, "go_backwards": gb, "return_sequences": rs, "cases": n}
-                for (p, gb, rs), n in self.mask_table().items()],
         }
+        if self.has_pairs:
+            found["activation_pairs"] = {"covered": sum(1 for n in self.activation_pairs.values() if n),
+                                         "total": len(self.required["activation"]) ** 2,
+                                         "uncovered": [list(p) for p in self.uncovered_activation_pairs()]}
+        if self.has_mask_table:
+            found["mask_x_go_backwards_x_return_sequences"] = [
+                {"mask": p, "go_backwards": gb, "return_sequences": rs, "cases": n}
+                for (p, gb, rs), n in self.mask_table().items()]
+        return found
 
 
-def build_map(cases: list[Case], flavor: str, invalid: list[str] | None = None) -> CoverageMap:
-    required = dimension_values(flavor)
-    coverage = CoverageMap({dim: Counter() for dim in required}, required, cases=len(cases), invalid=invalid or [])
-    for case in cases:
-        values = classify(case, flavor)
-        for dim, found in values.items():
-            coverage.dimensions[dim].update(found)
-        for a, r in product(values["activation"], values["recurrent_activation"]):
-            coverage.activation_pairs[(a, r)] += 1
-        for p, gb, rs in product(values["mask pattern"], values["go_backwards"], values["return_sequences"]):
-            coverage.mask_combos[(p, gb, rs)] += 1
-    return coverage
+@dataclass
+class Coverage:
+    """The coverage of a corpus: one map per layer that has cases (every layer, when asked for all)."""
+
+    layers: dict[str, CoverageMap]
+    invalid: list[str] = field(default_factory=list)
+
+    @property
+    def cases(self) -> int:
+        return sum(m.cases for m in self.layers.values())
+
+    def uncovered(self) -> dict[str, dict[str, list[str]]]:
+        return {name: m.uncovered() for name, m in self.layers.items() if m.uncovered()}
+
+    def to_json(self) -> dict:
+        return {"cases": self.cases, "invalid_files": self.invalid,
+                "layers": {name: m.to_json() for name, m in self.layers.items()}}
+
+
+def build_map(cases: list[Case], flavor: str, invalid: list[str] | None = None, every_layer: bool = False) -> Coverage:
+    """Coverage per layer; with every_layer, layers without a case are listed too (all uncovered)."""
+    names = list(layers.SPECS) if every_layer else [n for n in layers.SPECS if any(c.layer == n for c in cases)]
+    maps = {}
+    for name in names:
+        spec = layers.get(name)
+        required = dimension_values(spec, flavor)
+        coverage = CoverageMap(name, {dim: Counter() for dim in required}, required)
+        for case in (c for c in cases if c.layer == name):
+            coverage.cases += 1
+            values = classify(case, flavor)
+            for dim, found in values.items():
+                coverage.dimensions[dim].update(found)
+            if coverage.has_pairs:
+                for a, r in product(values["activation"], values["recurrent_activation"]):
+                    coverage.activation_pairs[(a, r)] += 1
+            if coverage.has_mask_table:
+                for p, gb, rs in product(values["mask pattern"], values["go_backwards"], values["return_sequences"]):
+                    coverage.mask_combos[(p, gb, rs)] += 1
+        maps[name] = coverage
+    return Coverage(maps, invalid or [])

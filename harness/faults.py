@@ -1,8 +1,11 @@
-"""Deliberately broken versions of Keras's LSTM, patched in-process one at a time (for `harness selftest`).
+"""Deliberately broken versions of Keras's recurrent layers, patched in-process one at a time (for
+`harness selftest`).
 
 A harness that cannot fail is worthless: each fault here is a plausible Keras defect, and the shipped
-corpus must catch every one. Cell faults replace `LSTMCell.call` with a re-statement of Keras's own
-step that carries the defect; layer faults wrap `LSTM.call`. Keras 3 only.
+corpus must catch every one. Cell faults replace a cell's `call` (LSTMCell, GRUCell, SimpleRNNCell) with
+a re-statement of Keras's own step that carries the defect; layer faults wrap `LSTM.call`; Bidirectional
+faults re-state `Bidirectional.call`'s merge. Keras 3 only. Each fault names the layer it breaks, and
+each layer has a control (the re-statement without a defect) that must pass everything first.
 """
 
 from __future__ import annotations
@@ -19,15 +22,20 @@ class Fault:
     name: str
     description: str
     install: Callable[[], contextlib.AbstractContextManager]
+    layer: str = "LSTM"  # the layer it breaks (Bidirectional cases wrap it too)
 
 
-def _lstm_module():
+def _rnn_module(name: str):
     from harness.targets.tensorflow import import_keras
 
     import_keras()
-    from keras.src.layers.rnn import lstm  # noqa: PLC0415 - Keras internals, patched on purpose
+    import importlib  # noqa: PLC0415
 
-    return lstm
+    return importlib.import_module(f"keras.src.layers.rnn.{name}")  # Keras internals, patched on purpose
+
+
+def _lstm_module():
+    return _rnn_module("lstm")
 
 
 @contextlib.contextmanager
@@ -161,6 +169,159 @@ def _reset_states_ignored() -> Iterator[None]:
     with _patched(lstm.LSTM, "reset_states", lambda original: lambda self: None):
         yield
 
+
+def _gru_fault(kind: str):
+    """A faulty GRUCell.call: Keras's step (implementation 2 math, both reset_after forms) with one defect."""
+
+    @contextlib.contextmanager
+    def install():
+        gru = _rnn_module("gru")
+        from keras import ops  # noqa: PLC0415
+
+        def replacement(original):
+            def call(self, inputs, states, training=False):
+                h_tm1 = states[0] if isinstance(states, (list, tuple)) else states
+                n = self.units
+                input_bias = recurrent_bias = None
+                if self.use_bias:
+                    if self.reset_after:
+                        input_bias, recurrent_bias = self.bias[0], self.bias[1]
+                        if kind == "recurrent-bias-dropped":
+                            recurrent_bias = recurrent_bias * 0
+                    else:
+                        input_bias = self.bias
+                matrix_x = ops.matmul(inputs, self.kernel)
+                if input_bias is not None:
+                    matrix_x = matrix_x + input_bias
+                x_z, x_r, x_h = matrix_x[:, :n], matrix_x[:, n:2 * n], matrix_x[:, 2 * n:]
+                if kind == "z-r-blocks-swapped":
+                    x_z, x_r = x_r, x_z
+                if self.reset_after:
+                    inner = ops.matmul(h_tm1, self.recurrent_kernel)
+                    if recurrent_bias is not None:
+                        inner = inner + recurrent_bias
+                else:
+                    inner = ops.matmul(h_tm1, self.recurrent_kernel[:, :2 * n])
+                z = self.recurrent_activation(x_z + inner[:, :n])
+                r = self.recurrent_activation(x_r + inner[:, n:2 * n])
+                if self.reset_after and kind != "reset-before-product":
+                    recurrent_h = r * inner[:, 2 * n:]
+                else:
+                    recurrent_h = ops.matmul(r * h_tm1, self.recurrent_kernel[:, 2 * n:])
+                    if self.reset_after and recurrent_bias is not None:
+                        recurrent_h = recurrent_h + recurrent_bias[2 * n:]
+                hh = self.activation(x_h + recurrent_h)
+                h = (1 - z) * h_tm1 + z * hh if kind == "interpolation-flipped" else z * h_tm1 + (1 - z) * hh
+                return h, [h] if isinstance(states, (list, tuple)) else h
+
+            return call
+
+        with _patched(gru.GRUCell, "call", replacement):
+            yield
+
+    return install
+
+
+def _simple_rnn_fault(kind: str):
+    """A faulty SimpleRNNCell.call: Keras's step with one defect."""
+
+    @contextlib.contextmanager
+    def install():
+        simple_rnn = _rnn_module("simple_rnn")
+        from keras import ops  # noqa: PLC0415
+
+        def replacement(original):
+            def call(self, sequence, states, training=False):
+                prev_output = states[0] if isinstance(states, (list, tuple)) else states
+                h = ops.matmul(sequence, self.kernel)
+                if self.bias is not None:
+                    h = h + self.bias
+                    if kind == "bias-added-twice":
+                        h = h + self.bias
+                kernel = ops.transpose(self.recurrent_kernel) if kind == "recurrent-kernel-transposed" else self.recurrent_kernel
+                output = h + ops.matmul(prev_output, kernel)
+                if self.activation is not None:
+                    output = self.activation(output)
+                return output, [output] if isinstance(states, (list, tuple)) else output
+
+            return call
+
+        with _patched(simple_rnn.SimpleRNNCell, "call", replacement):
+            yield
+
+    return install
+
+
+def _bidirectional_fault(kind: str):
+    """A faulty Bidirectional.call: Keras's two-layer path re-stated with one defect."""
+
+    @contextlib.contextmanager
+    def install():
+        bidirectional = _rnn_module("bidirectional")
+        from keras import ops  # noqa: PLC0415
+
+        def replacement(original):
+            def call(self, sequences, initial_state=None, mask=None, training=None):
+                forward_state = backward_state = None
+                if initial_state is not None:
+                    half = len(initial_state) // 2
+                    forward_state, backward_state = initial_state[:half], initial_state[half:]
+                y = self.forward_layer(sequences, initial_state=forward_state, mask=mask, training=training)
+                y_rev = self.backward_layer(sequences, initial_state=backward_state, mask=mask, training=training)
+                states = ()
+                if self.return_state:
+                    forward_states, backward_states = tuple(y[1:]), tuple(y_rev[1:])
+                    if kind == "states-swapped" and len(forward_states) == len(backward_states):
+                        forward_states, backward_states = backward_states, forward_states
+                    states = forward_states + backward_states
+                    y, y_rev = y[0], y_rev[0]
+                if self.return_sequences and kind != "backward-not-flipped":
+                    y_rev = ops.flip(y_rev, axis=1)
+                if kind == "halves-swapped":
+                    y, y_rev = y_rev, y
+                merged = {"concat": lambda: ops.concatenate([y, y_rev], axis=-1), "sum": lambda: y + y_rev,
+                          "ave": lambda: (y + y_rev) / 2, "mul": lambda: y * y_rev,
+                          None: lambda: (y, y_rev)}[self.merge_mode]()
+                if self.return_state:
+                    return (merged + states) if self.merge_mode is None else (merged,) + states
+                return merged
+
+            return call
+
+        with _patched(bidirectional.Bidirectional, "call", replacement):
+            yield
+
+    return install
+
+
+# Per layer: the re-stated code without a defect. It must pass every case, or "caught" would mean nothing.
+CONTROLS: dict[str, Fault] = {
+    "GRU": Fault("gru-control-no-defect", "Keras's GRU step re-stated without a defect", _gru_fault("none"), "GRU"),
+    "SimpleRNN": Fault("simple-rnn-control-no-defect", "Keras's SimpleRNN step re-stated without a defect",
+                       _simple_rnn_fault("none"), "SimpleRNN"),
+    "Bidirectional": Fault("bidirectional-control-no-defect", "Keras's Bidirectional merge re-stated without a defect",
+                           _bidirectional_fault("none"), "Bidirectional"),
+}
+
+FAMILY_FAULTS: tuple[Fault, ...] = (
+    Fault("gru-z-r-swapped", "GRU: the z and r column blocks are read in the wrong order", _gru_fault("z-r-blocks-swapped"), "GRU"),
+    Fault("gru-interpolation-flipped", "GRU: h = (1 - z) * h_prev + z * hh (the update gate reversed)",
+          _gru_fault("interpolation-flipped"), "GRU"),
+    Fault("gru-recurrent-bias-dropped", "GRU (reset_after): the recurrent bias row is ignored",
+          _gru_fault("recurrent-bias-dropped"), "GRU"),
+    Fault("gru-reset-before-product", "GRU (reset_after): the reset gate applied before the recurrent product",
+          _gru_fault("reset-before-product"), "GRU"),
+    Fault("simple-rnn-bias-added-twice", "SimpleRNN: the bias is added twice", _simple_rnn_fault("bias-added-twice"),
+          "SimpleRNN"),
+    Fault("simple-rnn-recurrent-kernel-transposed", "SimpleRNN: h_prev @ recurrent_kernel^T",
+          _simple_rnn_fault("recurrent-kernel-transposed"), "SimpleRNN"),
+    Fault("bidirectional-halves-swapped", "Bidirectional: the merged halves in the wrong order (backward first)",
+          _bidirectional_fault("halves-swapped"), "Bidirectional"),
+    Fault("bidirectional-backward-not-flipped", "Bidirectional: the backward sequence is not flipped back to input order",
+          _bidirectional_fault("backward-not-flipped"), "Bidirectional"),
+    Fault("bidirectional-states-swapped", "Bidirectional: forward and backward states swapped in the returned states",
+          _bidirectional_fault("states-swapped"), "Bidirectional"),
+)
 
 FAULTS: tuple[Fault, ...] = (
     Fault("output-gate-dropped", "h = g(c): the output gate is forgotten", _cell_fault("output-gate-dropped")),

@@ -1,5 +1,6 @@
-"""`harness fuzz`: random valid cases across the configuration space, each run on Keras and the
-reference; a disagreement is shrunk by hypothesis to a minimal case and written as a case file.
+"""`harness fuzz`: random valid cases across the configuration space of every layer (each layer spec
+draws its own config), each run on Keras and the reference; a disagreement is shrunk by hypothesis to a
+minimal case and written as a case file.
 
 Cases are generated as case-file documents and go through the real loader, so what is saved is
 exactly what ran. Arrays are `random:` specs (seeds), so saved files stay small.
@@ -16,65 +17,51 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
+from harness import layers
 from harness.activations import supported_names
+from harness.known_defects import known_defect
 from harness.coverage import classify
 from harness.loader import case_from_document
 from harness.runner import CaseResult, run_case
 
-# Configurations where the installed stack has a documented defect (see cases/regressions/):
-# generating them would only rediscover it. Each entry: (predicate on the document, reason).
-KNOWN_DEFECTS = (
-    (lambda doc: doc["dtype"] == "float64" and "gelu" in (doc["config"].get("activation"),
-                                                          doc["config"].get("recurrent_activation")),
-     "float64 gelu: TF rounds 1/sqrt(2) to float32 (cases/regressions/tensorflow-gelu-float64-constant.yaml)"),
-    (lambda doc: doc["dtype"] == "float64" and "leaky_relu" in (doc["config"].get("activation"),
-                                                                doc["config"].get("recurrent_activation")),
-     "float64 leaky_relu: TF's slope is a float32 attribute (cases/regressions/tensorflow-leaky-relu-float64-alpha.yaml)"),
-    (lambda doc: doc["dtype"] != "float64" and "squareplus" in (doc["config"].get("activation"),
-                                                                doc["config"].get("recurrent_activation")),
-     "squareplus below float64: Keras's formula cancels for negative x "
-     "(cases/regressions/keras-squareplus-float32-cancellation.yaml)"),
-    (lambda doc: all(doc["config"].get(k) for k in ("unroll", "go_backwards", "zero_output_for_mask", "return_sequences"))
-     and any("mask" in entry for entry in doc.get("calls", [doc])),
-     "unroll + go_backwards + zero_output_for_mask: outputs zeroed with the unreversed mask "
-     "(cases/regressions/keras-unroll-go-backwards-zero-output-mask.yaml)"),
-)
-
 DTYPE_ORDER = ("float32", "float64", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16")  # shrinks to float32
-BOUNDED_GATES = ("sigmoid", "hard_sigmoid", "sparse_sigmoid", "tanh", "softsign", "hard_tanh")
+BOUNDED = ("tanh", "sigmoid", "softsign", "hard_tanh", "hard_sigmoid", "sparse_sigmoid")
 
 
 def _random(seed_value: int, **extra) -> dict:
     return {"random": {"seed": seed_value, **extra}}
 
 
+def _nested(flat: dict) -> dict:
+    """{"forward.kernel": v} -> {"forward": {"kernel": v}}."""
+    nested: dict = {}
+    for name, value in flat.items():
+        *parents, leaf = name.split(".")
+        place = nested
+        for parent in parents:
+            place = place.setdefault(parent, {})
+        place[leaf] = value
+    return nested
+
+
 @st.composite
-def case_documents(draw, flavor: str = "keras3") -> dict:
-    """A valid case document anywhere in the configuration space."""
+def case_documents(draw, flavor: str = "keras3", layer_names: tuple[str, ...] | None = None) -> dict:
+    """A valid case document anywhere in the configuration space of every layer (LSTM first: shrinks to it)."""
     activations = sorted(supported_names(flavor) - {"linear"})
+    layer = draw(st.sampled_from(layer_names or tuple(layers.SPECS)))
+    spec = layers.get(layer)
     units = draw(st.integers(1, 6))
     features = draw(st.integers(1, 5))
     batch = draw(st.integers(1, 4))
     steps = draw(st.sampled_from([1, 2, 3, 4, 6, 8, 30, 100]))  # sampled_from shrinks toward 1
     stateful = draw(st.booleans())
-    activation = draw(st.one_of(st.sampled_from(["tanh"]), st.sampled_from(activations), st.none()))
-    recurrent = draw(st.one_of(st.sampled_from(["sigmoid"]), st.sampled_from(BOUNDED_GATES),
-                               st.sampled_from(activations), st.none()))
-    config = {"units": units, "activation": activation, "recurrent_activation": recurrent,
-              "use_bias": draw(st.booleans()), "return_sequences": draw(st.booleans()),
-              "return_state": draw(st.booleans()), "go_backwards": draw(st.booleans()),
-              "stateful": stateful, "unroll": draw(st.booleans()) if steps <= 8 else False,
-              "implementation": draw(st.sampled_from([1, 2]))}
-    if draw(st.booleans()):
-        config["zero_output_for_mask"] = draw(st.booleans())
-    unbounded = activation not in ("tanh", "sigmoid", "softsign", "hard_tanh", "hard_sigmoid", "sparse_sigmoid")
+    config = spec.fuzz_config(draw, st, activations, units=units, steps=steps, stateful=stateful)
+    unbounded = any(name not in BOUNDED for name in spec.activations(config).values())
     scale = draw(st.sampled_from([0.1, 0.3] if unbounded and steps > 8 else [0.1, 0.5, 1.0]))
     seeds = iter(range(draw(st.integers(0, 10_000)) * 16, 10**9))
-    doc = {"name": "fuzz", "config": config, "dtype": draw(st.sampled_from(DTYPE_ORDER)),
-           "weights": {"kernel": _random(next(seeds), scale=scale),
-                       "recurrent_kernel": _random(next(seeds), scale=scale)}}
-    if config["use_bias"]:
-        doc["weights"]["bias"] = _random(next(seeds), scale=scale)
+    doc = {"name": "fuzz", **({"layer": layer} if layer != layers.DEFAULT_LAYER else {}), "config": config,
+           "dtype": draw(st.sampled_from(DTYPE_ORDER)),
+           "weights": _nested({name: _random(next(seeds), scale=scale) for name in spec.weights(config, features)})}
     execution = draw(st.sampled_from([None, "all"]))  # None: the run's default modes; shrinks toward it
     if execution:
         doc["execution"] = execution
@@ -85,8 +72,8 @@ def case_documents(draw, flavor: str = "keras3") -> dict:
         if draw(st.booleans()):
             entry["mask"] = _random(next(seeds), distribution="bernoulli", p=draw(st.sampled_from([0.5, 0.8])))
         if draw(st.booleans()) and (first or stateful):
-            entry["initial_state"] = {"h": _random(next(seeds), shape=[batch, units]),
-                                      "c": _random(next(seeds), shape=[batch, units])}
+            entry["initial_state"] = {name: _random(next(seeds), shape=list(state.shape))
+                                      for name, state in spec.states(config, batch).items()}
         return entry
 
     if stateful and draw(st.booleans()):
@@ -119,7 +106,8 @@ class _Found(Exception):
     pass
 
 
-def fuzz(examples: int, seed: int = 0, save: Path | None = None, flavor: str = "keras3") -> FuzzReport:
+def fuzz(examples: int, seed: int = 0, save: Path | None = None, flavor: str = "keras3",
+         layer_names: tuple[str, ...] | None = None) -> FuzzReport:
     """Run `examples` cases on Keras (configurations with a documented defect are drawn but not run);
     after a disagreement (shrunk), continue with a new seed."""
     report = FuzzReport()
@@ -131,15 +119,19 @@ def fuzz(examples: int, seed: int = 0, save: Path | None = None, flavor: str = "
         @hypothesis_seed(seed * 1000 + attempt)
         @settings(max_examples=budget, database=None, deadline=None, derandomize=False, print_blob=False,
                   suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink])
-        @given(case_documents(flavor))
+        @given(case_documents(flavor, layer_names))
         def check(doc):
-            for predicate, reason in KNOWN_DEFECTS:
-                if predicate(doc):
-                    report.skipped_known[reason] += 1
-                    return
+            shrinking = bool(last_failure)
+            if report.ran >= examples and not shrinking:  # hypothesis may call more often than max_examples
+                return
+            defect = known_defect(doc)
+            if defect is not None:
+                report.skipped_known[f"{defect.reason} ({defect.case})"] += 1
+                return
             case = case_from_document(doc, Path("<fuzz>"))
-            report.ran += 1
-            for dim, values in classify(case, flavor).items():
+            if not shrinking:
+                report.ran += 1
+            for dim, values in {"layer": {case.layer}, **classify(case, flavor)}.items():
                 report.dimensions.setdefault(dim, Counter()).update(values)
             result = run_case(case, flavor)
             if not result.ok:

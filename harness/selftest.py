@@ -26,6 +26,14 @@ class FaultResult:
         return bool(self.failing)
 
 
+def involves(case: Case, layer: str) -> bool:
+    """Whether running the case runs `layer`'s code (a Bidirectional case runs the layers it wraps)."""
+    if case.layer == layer:
+        return True
+    directions = getattr(case.spec, "directions", None)
+    return directions is not None and any(spec.name == layer for spec, _ in directions(case.config).values())
+
+
 def baseline(cases: list[Case]) -> list[Case]:
     """The cases that pass against the real Keras: only they can witness a fault."""
     return [case for case in cases if run_case(case).outcome == "passed"]

@@ -48,7 +48,7 @@ def test_activations_resolve_aliases_and_defaults():
 
 
 def test_uncovered_values_are_named():
-    coverage = build_map([_case(go_backwards=True)], "keras3")
+    coverage = build_map([_case(go_backwards=True)], "keras3").layers["LSTM"]
     uncovered = coverage.uncovered()
     assert uncovered["go_backwards"] == ["false"] and "true" not in uncovered["go_backwards"]
     assert "mixed_bfloat16" in uncovered["dtype"]
@@ -59,11 +59,14 @@ def test_uncovered_values_are_named():
 def test_the_shipped_corpus_covers_every_value():
     entries = load_corpus([REPO / "cases"])
     assert not [e.path for e in entries if e.error]
-    coverage = build_map([e.case for e in entries], "keras3")
-    assert coverage.cases >= 80
+    coverage = build_map([e.case for e in entries], "keras3", every_layer=True)
+    assert set(coverage.layers) == {"LSTM", "GRU", "SimpleRNN", "Bidirectional"}
+    assert all(layer.cases >= 40 for layer in coverage.layers.values()), {n: m.cases for n, m in coverage.layers.items()}
     assert coverage.uncovered() == {}
-    grid = coverage.mask_table()
-    assert all(n > 0 for (pattern, _, _), n in grid.items() if pattern != "none"), grid
+    for layer in coverage.layers.values():
+        if layer.has_mask_table:
+            grid = layer.mask_table()
+            assert all(n > 0 for (pattern, _, _), n in grid.items() if pattern != "none"), (layer.layer, grid)
 
 
 def test_every_case_has_a_description():
@@ -74,8 +77,9 @@ def test_every_case_has_a_description():
 def test_cli_coverage_json(capsys):
     assert main(["coverage", str(REPO / "cases" / "seed"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["cases"] == 1
-    assert report["dimensions"]["dtype"]["float32"] == 1
-    assert "float16" in report["uncovered"]["dtype"]
+    assert report["cases"] == 1 and list(report["layers"]) == ["LSTM"]
+    lstm = report["layers"]["LSTM"]
+    assert lstm["dimensions"]["dtype"]["float32"] == 1
+    assert "float16" in lstm["uncovered"]["dtype"]
     assert {"mask": "none", "go_backwards": "false", "return_sequences": "true", "cases": 1} in \
-        report["mask_x_go_backwards_x_return_sequences"]
+        lstm["mask_x_go_backwards_x_return_sequences"]

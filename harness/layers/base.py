@@ -134,6 +134,15 @@ class LayerSpec:
         """The config in a report's first line: ["key=value", ...] and the flags that are set."""
         raise NotImplementedError
 
+    def coverage_dimensions(self, activations: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+        """The layer's own coverage dimensions (its config) and the values its cases should cover;
+        `activations` is every activation the reference implements."""
+        raise NotImplementedError
+
+    def coverage_values(self, config: dict, canonical) -> dict[str, set[str]]:
+        """The values of those dimensions one config covers; `canonical(name)` resolves an activation."""
+        raise NotImplementedError
+
     def activations(self, config: dict) -> dict[str, str | None]:
         """Role -> activation name as configured (defaults applied): what the reference must implement."""
         return {}

@@ -176,6 +176,44 @@ class BidirectionalSpec(LayerSpec):
             parts.append(f"{direction}={spec.name}(" + ", ".join(shown + flags) + ")")
         return [*parts, f"merge_mode={self.merge_mode(config)}"], []
 
+    def coverage_dimensions(self, activations):
+        bools = ("false", "true")
+        return {"wrapped layer": tuple(self.inner), "merge_mode": tuple("null" if m is None else m for m in MERGE_MODES),
+                "backward layer": ("copy of the wrapped layer", "given", "given, another type"),
+                "return_sequences": bools, "return_state": bools, "activation": ("tanh", "other")}
+
+    def coverage_values(self, config, canonical):
+        directions = self.directions(config)
+        wrapped = self._wrapped(config)
+        given = config.get("backward_layer")
+        backward = ("copy of the wrapped layer" if given is None else
+                    "given" if given.get("type") == wrapped["type"] else "given, another type")
+        flag = lambda key: {str(bool(wrapped.get(key, False))).lower()}  # noqa: E731
+        acts = {canonical(name) for spec, inner in directions.values() for name in spec.activations(inner).values()}
+        mode = self.merge_mode(config)
+        return {"wrapped layer": {spec.name for spec, _ in directions.values()},
+                "merge_mode": {"null" if mode is None else mode}, "backward layer": {backward},
+                "return_sequences": flag("return_sequences"), "return_state": flag("return_state"),
+                "activation": {"other" if acts - {"tanh", "sigmoid"} else "tanh"}}
+
+    def fuzz_config(self, draw, st, activations, *, units: int, steps: int, stateful: bool) -> dict:
+        names = list(self.inner)
+        forward_type = draw(st.sampled_from(names))
+        wrapped = self.inner[forward_type].fuzz_config(draw, st, activations, units=units, steps=steps, stateful=stateful)
+        wrapped = {"type": forward_type, **{k: v for k, v in wrapped.items()
+                                            if k not in ("go_backwards", "zero_output_for_mask")}}
+        merge_mode = draw(st.sampled_from(list(MERGE_MODES)))
+        config = {"merge_mode": merge_mode, "layer": wrapped}
+        if draw(st.booleans()):
+            backward_type = draw(st.sampled_from(names))
+            own = self.inner[backward_type].fuzz_config(draw, st, activations, units=units, steps=steps,
+                                                        stateful=stateful)
+            shared = {k: wrapped[k] for k in ("return_sequences", "return_state", "stateful")}
+            config["backward_layer"] = {"type": backward_type,
+                                        **{k: v for k, v in own.items() if k != "zero_output_for_mask"},
+                                        **shared, "go_backwards": True}
+        return config
+
     def activations(self, config: dict) -> dict[str, str | None]:
         return {f"{d} {role}": name for d, (spec, inner) in self.directions(config).items()
                 for role, name in spec.activations(inner).items()}

@@ -26,7 +26,9 @@ class GRUSpec(RecurrentSpec):
     gates = ("z", "r", "h")
     state_names = ("h",)
     activation_roles = ("activation", "recurrent_activation")
-    defaults = {"activation": "tanh", "recurrent_activation": "sigmoid"}
+    defaults = {"activation": "tanh", "recurrent_activation": "sigmoid", "reset_after": True}
+    coverage_flags = ("reset_after",)
+    coverage_choices = {"implementation": (("1", "2"), "2")}
     modelled = RecurrentSpec.modelled | {"recurrent_activation", "reset_after"}
     no_forward_effect = RecurrentSpec.no_forward_effect | {"implementation", "use_cudnn"}
     extra_config = {

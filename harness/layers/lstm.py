@@ -31,6 +31,7 @@ class LSTMSpec(RecurrentSpec):
         "implementation": {"enum": [1, 2]},
         "use_cudnn": {"enum": ["auto", True, False]},
     }
+    coverage_choices = {"implementation": (("1", "2"), "2")}
     after_config = {"unit_forget_bias": {"type": "boolean",
                                          "description": "Only changes the initial bias: no effect once weights are set."}}
 

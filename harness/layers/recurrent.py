@@ -191,6 +191,55 @@ class RecurrentSpec(LayerSpec):
             shown.append(f"reset_after={config['reset_after']}")
         return shown, flags
 
+    coverage_flags: tuple[str, ...] = ()  # boolean config keys with a coverage dimension of their own
+    coverage_choices: dict[str, tuple[str, str]] = {}  # config key -> (its values, the default)
+
+    def coverage_dimensions(self, activations):
+        dims = {role: activations for role in self.activation_roles}
+        if len(self.activation_roles) == 2:
+            dims["gate activations"] = ("fused tanh/sigmoid", "other")
+        bools = ("false", "true")
+        dims.update({"go_backwards": bools, "return_sequences": bools, "return_state": bools, "units": ("1", "2+"),
+                     "unroll": bools, "use_bias": bools})
+        dims.update({key: bools for key in self.coverage_flags})
+        dims.update({key: values for key, (values, _) in self.coverage_choices.items()})
+        return dims
+
+    def coverage_values(self, config, canonical):
+        acts = {role: canonical(config.get(role, self.defaults[role])) for role in self.activation_roles}
+        values = {role: {name} - {None} for role, name in acts.items()}
+        if len(self.activation_roles) == 2:
+            fused = (acts["activation"], acts["recurrent_activation"]) == ("tanh", "sigmoid")
+            values["gate activations"] = {"fused tanh/sigmoid" if fused else "other"}
+        flag = lambda key, default=False: {str(bool(config.get(key, default))).lower()}  # noqa: E731
+        values.update({"go_backwards": flag("go_backwards"), "return_sequences": flag("return_sequences"),
+                       "return_state": flag("return_state"),
+                       "units": {"1" if config["units"] == 1 else "2+"},
+                       "unroll": flag("unroll"), "use_bias": flag("use_bias", True)})
+        values.update({key: flag(key, self.defaults.get(key, False)) for key in self.coverage_flags})
+        values.update({key: {str(config.get(key, default))} for key, (_, default) in self.coverage_choices.items()})
+        return values
+
+    def fuzz_config(self, draw, st, activations, *, units: int, steps: int, stateful: bool) -> dict:
+        """A random config (hypothesis `draw` and strategies `st`), shrinking toward the defaults."""
+        config = {"units": units, "activation": draw(st.one_of(st.sampled_from(["tanh"]), st.sampled_from(activations),
+                                                                st.none()))}
+        if "recurrent_activation" in self.activation_roles:
+            config["recurrent_activation"] = draw(st.one_of(
+                st.sampled_from(["sigmoid"]), st.sampled_from(["sigmoid", "hard_sigmoid", "sparse_sigmoid", "tanh",
+                                                               "softsign", "hard_tanh"]),
+                st.sampled_from(activations), st.none()))
+        config.update({"use_bias": draw(st.booleans()), "return_sequences": draw(st.booleans()),
+                       "return_state": draw(st.booleans()), "go_backwards": draw(st.booleans()),
+                       "stateful": stateful, "unroll": draw(st.booleans()) if steps <= 8 else False})
+        for key in self.coverage_flags:
+            config[key] = draw(st.booleans())
+        for key, (values, _) in self.coverage_choices.items():
+            config[key] = int(draw(st.sampled_from(values)))
+        if draw(st.booleans()):
+            config["zero_output_for_mask"] = draw(st.booleans())
+        return config
+
     def activations(self, config: dict) -> dict[str, str | None]:
         return {role: config.get(role, self.defaults[role]) for role in self.activation_roles}
 

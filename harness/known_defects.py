@@ -1,0 +1,86 @@
+"""Known upstream defects of the installed stack, in one place: which case documents they concern.
+
+Each defect is pinned by a known-failure case of the corpus (its `case` file); the fuzzer and the
+tolerance survey skip the configurations listed here, since drawing them would only rediscover the
+defect. tests/test_known_defects.py keeps this list and the corpus's known_failure cases in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from harness import layers
+
+
+@dataclass(frozen=True)
+class KnownDefect:
+    case: str  # the corpus file that pins it (relative to the repository)
+    reason: str
+    applies: Callable[[dict], bool]  # on a case document
+
+
+def layer_configs(doc: dict) -> Iterator[tuple[str, dict]]:
+    """(layer name, effective Keras config) of every recurrent layer a case document runs: the layer
+    itself, or a Bidirectional's two directions as Keras derives them."""
+    spec = layers.get(doc.get("layer"))
+    directions = getattr(spec, "directions", None)
+    if directions is None:
+        yield spec.name, doc["config"]
+        return
+    for inner_spec, inner in directions(doc["config"]).values():
+        yield inner_spec.name, inner
+
+
+def _uses(doc: dict, activation: str) -> bool:
+    return any(activation in (config.get("activation"), config.get("recurrent_activation"))
+               for _, config in layer_configs(doc))
+
+
+def _masked(doc: dict) -> bool:
+    return any("mask" in entry for entry in doc.get("calls", [doc]))
+
+
+def _uneven_bidirectional_states(doc: dict) -> bool:
+    if doc.get("layer") != "Bidirectional" or not any("initial_state" in e for e in doc.get("calls", [doc])):
+        return False
+    counts = {len(layers.get(name).state_names) for name, _ in layer_configs(doc)}
+    return len(counts) > 1
+
+
+def _unrolled_backwards_zeroing(doc: dict) -> bool:
+    return _masked(doc) and any(all(config.get(k) for k in ("unroll", "go_backwards", "zero_output_for_mask",
+                                                              "return_sequences"))
+                                for _, config in layer_configs(doc))
+
+
+DEFECTS: tuple[KnownDefect, ...] = (
+    KnownDefect("cases/regressions/tensorflow-gelu-float64-constant.yaml",
+                "float64 gelu: TF rounds 1/sqrt(2) to float32",
+                lambda doc: doc.get("dtype") == "float64" and _uses(doc, "gelu")),
+    KnownDefect("cases/regressions/tensorflow-leaky-relu-float64-alpha.yaml",
+                "float64 leaky_relu: TF's slope is a float32 attribute",
+                lambda doc: doc.get("dtype") == "float64" and _uses(doc, "leaky_relu")),
+    KnownDefect("cases/regressions/keras-squareplus-float32-cancellation.yaml",
+                "squareplus below float64: Keras's formula cancels for negative x",
+                lambda doc: doc.get("dtype", "float32") != "float64" and _uses(doc, "squareplus")),
+    KnownDefect("cases/regressions/keras-unroll-go-backwards-zero-output-mask.yaml",
+                "unroll + go_backwards + zero_output_for_mask: outputs zeroed with the unreversed mask "
+                "(Bidirectional forces zero_output_for_mask on its backward layer)",
+                _unrolled_backwards_zeroing),
+    KnownDefect("cases/regressions/keras-bidirectional-unroll-mask-backward-zeroed.yaml",
+                "unrolled Bidirectional with a mask and return_sequences zeroes the backward half at the wrong steps",
+                _unrolled_backwards_zeroing),
+    KnownDefect("cases/regressions/keras-bidirectional-stateful-return-state-compute-mask.yaml",
+                "stateful Bidirectional with return_state raises TypeError in compute_mask",
+                lambda doc: doc.get("layer") == "Bidirectional" and all(
+                    doc["config"]["layer"].get(k) for k in ("stateful", "return_state"))),
+    KnownDefect("cases/regressions/keras-bidirectional-mixed-types-initial-state.yaml",
+                "Bidirectional splits initial_state half and half, whatever its layers' numbers of states",
+                _uneven_bidirectional_states),
+)
+
+
+def known_defect(doc: dict) -> KnownDefect | None:
+    """The documented defect a case document would run into, or None."""
+    return next((defect for defect in DEFECTS if defect.applies(doc)), None)
