@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 
-from harness import modes, random_arrays
+from harness import limits, modes, random_arrays
 from harness.case import OUTPUT_NAMES, Call, Case, compared_outputs
 from harness.documents import field_line, read_document
 from harness.errors import InvalidCase, Problem
@@ -51,12 +51,22 @@ def _suggest(word: str, choices) -> str | None:
 
 # ---------------------------------------------------------------- schema stage
 
+# "integer" means an integer as written: JSON Schema's own rule also accepts 1.0, which would reach Keras as
+# `units=1.0` and fail there.
+_StrictValidator = jsonschema.validators.extend(jsonschema.Draft7Validator, type_checker=(
+    jsonschema.Draft7Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))))
+
+
 def _schema_problems(doc: Any) -> list[Problem]:
     schema = case_schema()
-    validator = jsonschema.Draft7Validator(schema)
+    validator = _StrictValidator(schema)
     problems = []
-    for error in validator.iter_errors(doc):
-        problems.extend(_translate(jsonschema.exceptions.best_match([error]), schema))
+    for count, error in enumerate(validator.iter_errors(doc)):
+        if count == limits.MAX_PROBLEMS:  # a file of a million bad numbers is reported by its first few
+            problems.append(Problem("", f"more problems not listed (the first {limits.MAX_PROBLEMS} are shown)"))
+            break
+        problems.extend(p for p in _translate(jsonschema.exceptions.best_match([error]), schema) if p not in problems)
     return sorted(problems, key=lambda p: p.field)  # deterministic, in document-path order
 
 
@@ -114,12 +124,21 @@ class _Arrays:
                                              "bernoulli draws booleans; it is only for masks",
                                              expected="normal or uniform", found="'bernoulli'"))
                 return None
+            if not self.within_limits(path, shape):
+                return None
             array = random_arrays.generate(spec, shape)
         else:
             array = self._literal(raw, path)
-            if array is None:
+            if array is None or not self.within_limits(path, array.shape):
                 return None
         return self.check_shape(array, path, expected_shape, why)
+
+    def within_limits(self, path, shape) -> bool:
+        """Checked before an array is generated: its element count (harness/limits.py)."""
+        problem = limits.array_problem(field_name(path), shape)
+        if problem:
+            self.problems.append(problem)
+        return problem is None
 
     def mask(self, raw, path, expected_shape, why) -> np.ndarray | None:
         if isinstance(raw, dict):
@@ -130,7 +149,10 @@ class _Arrays:
                                              expected="bernoulli (with p = probability of true)",
                                              found=repr(spec.get("distribution", "normal"))))
                 return None
-            array = random_arrays.generate(spec, tuple(spec.get("shape", expected_shape)))
+            shape = tuple(spec.get("shape", expected_shape))
+            if not self.within_limits(path, shape):
+                return None
+            array = random_arrays.generate(spec, shape)
         else:
             try:
                 array = np.array(raw, dtype=bool)
@@ -147,7 +169,7 @@ class _Arrays:
             return _NONFINITE.get(value, value) if isinstance(value, str) else value
         try:
             return np.array(convert(raw), dtype=np.float64)
-        except ValueError:
+        except (ValueError, TypeError, OverflowError):
             self.problems.append(Problem(field_name(path), "rows have different lengths (a ragged nested list)",
                                          hint="every row of a level must have the same number of entries"))
             return None
@@ -267,6 +289,10 @@ def _build(doc: dict, path: Path) -> Case:
                 problems.append(Problem(f"{where}.{key}", "not a version specifier", found=repr(spec),
                                         hint="write e.g. '>=3', '<2.16' or '>=2.12,<2.16'"))
 
+    if not problems:  # every array has its shape: what running the case will cost, before it runs
+        problems.extend(limits.case_problems([call.input.shape for call in calls], units,
+                                             sum(w.size for w in weights.values() if w is not None)))
+
     tolerance = doc.get("tolerance", {})
     compared = compared_outputs(config)
     for name in OUTPUT_NAMES:
@@ -302,6 +328,8 @@ def case_from_document(doc: Any, path: Path) -> Case:
         raise InvalidCase(str(path), [Problem("", "a case file holds one mapping (name, config, weights, input, ...)",
                                               found=f"a {type(doc).__name__}" if doc is not None else "an empty file")])
     problems = _schema_problems(doc)
+    if not problems:
+        problems = limits.document_problems(doc)
     if problems:
         raise InvalidCase(str(path), problems)
     return _build(doc, path)
