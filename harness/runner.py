@@ -7,10 +7,10 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import report
+from harness import limits, report
 from harness.case import Case
 from harness.compare import OutputDiff, diff_output
-from harness.errors import InvalidCase, KerasFailure, NotApplicable, Unsupported
+from harness.errors import InvalidCase, KerasFailure, LoadCrash, NotApplicable, Unsupported
 from harness.keras_runner import KerasRun, keras_flavor, run_keras_modes
 from harness.loader import load_case
 from harness.modes import modes_for
@@ -20,7 +20,7 @@ from harness.reference_runner import reference_outputs, run_reference
 from harness.tolerances import resolve
 from harness.versions import unmet
 
-OUTCOMES = ("passed", "failed", "invalid", "keras-error", "unsupported", "xfailed", "xpassed", "skipped",
+OUTCOMES = ("passed", "failed", "invalid", "keras-error", "unsupported", "timeout", "xfailed", "xpassed", "skipped",
             "harness-error")
 # A known failure that still fails, or that now passes, keeps a run green; the second says "remove the marker".
 # A case whose `requires:` the installed versions do not meet is skipped, and says so.
@@ -90,8 +90,12 @@ def run_case(case: Case, flavor: str | None = None, modes: tuple[str, ...] | Non
     """Run a loaded case on the reference and on Keras and compare them. `modes` is the run's default
     execution modes (a case's own `execution:` wins). A bug of the harness itself is the case's own
     "harness-error" outcome, with the traceback, so the other cases still run."""
+    started = time.perf_counter()
     try:
-        return _run_case(case, flavor, modes_for(case.execution, modes))
+        with limits.watchdog():
+            return _run_case(case, flavor, modes_for(case.execution, modes))
+    except limits.CaseTimeout as exc:
+        return timeout_result(case, exc.args[0], time.perf_counter() - started)
     except Exception:  # noqa: BLE001 - reported in full, never hidden
         trace = traceback.format_exc()
         return CaseResult(case.name, str(case.path), "harness-error", trace.strip().splitlines()[-1],
@@ -161,7 +165,17 @@ def _known_failure(case: Case, result: CaseResult) -> CaseResult:
     return result
 
 
+def timeout_result(case: Case, seconds: float, elapsed: float) -> CaseResult:
+    """A case stopped by the per-case watchdog (harness/limits.py): its own outcome, never a crash of the run."""
+    message = (f"stopped after {elapsed:.1f}s: beyond the limit case_seconds={seconds:g} "
+               f"(wall-clock seconds one case may run); {limits.how_to_raise('case_seconds')}")
+    return CaseResult(case.name, str(case.path), "timeout", message, f"TIMEOUT {case.name} ({case.path}): {message}",
+                      duration_s=elapsed)
+
+
 def invalid_result(error: InvalidCase, name: str) -> CaseResult:
+    if isinstance(error, LoadCrash):
+        return CaseResult(name, error.path, "harness-error", error.problems[0].message, f"HARNESS-ERROR {error.render()}")
     first = error.problems[0]
     message = f"{first.field + ': ' if first.field else ''}{first.message}"
     if len(error.problems) > 1:
