@@ -107,7 +107,7 @@ def read_document(path: Path) -> Any:
     except yaml.YAMLError as exc:
         raise InvalidCase(shown, [Problem("", f"YAML error: {exc}")]) from None
     except (ValueError, OverflowError) as exc:  # a scalar its resolver accepts but cannot convert (a date out of range)
-        raise InvalidCase(shown, [Problem("", f"YAML error: a value cannot be read: {exc}")]) from None
+        raise InvalidCase(shown, [Problem("", f"YAML error: a value cannot be read: {str(exc).split(';')[0]}")]) from None
     _check_plain_data(doc, shown)
     return doc
 
@@ -266,12 +266,17 @@ def _refuse_tag(shown: str, problem: str, line: int | None):
     )]) from None
 
 
+_LINES_UP_TO_BYTES = 256 * 1024
+
+
 def field_line(path: Path, field: tuple) -> int | None:
     """Best-effort 1-based line of a field path such as ("weights", "kernel", 1); None if not found."""
     try:
         info = path.stat()
     except OSError:
         return None
+    if info.st_size > _LINES_UP_TO_BYTES:
+        return None  # composing a large file for a line number would cost seconds
     node = _composed(str(path), info.st_mtime_ns, info.st_size)
     for key in field:
         if isinstance(node, yaml.MappingNode):

@@ -28,8 +28,8 @@ def pytest_addoption(parser):
 
 
 # Marks that mean something to pytest or a plugin: a case tag of that name would skip, xfail or parametrize
-# the item. Such a tag becomes the marker `tag_<name>` instead (select it with -m tag_skip); marks
-# registered by installed plugins are added to these in pytest_configure.
+# the item. Such a tag becomes the marker `tag_<name>` instead (select it with -m tag_skip); every mark
+# registered before collection (by pytest, a plugin or the ini file) is added to these in pytest_configure.
 PYTEST_MARKS = frozenset({"skip", "skipif", "xfail", "parametrize", "usefixtures", "filterwarnings", "tryfirst",
                           "trylast", "timeout", "flaky", "xdist_group", "asyncio", "anyio", "order", "dependency",
                           "django_db", "no_cover", "forked", "repeat", "benchmark"})
@@ -119,18 +119,14 @@ class CaseItem(pytest.Item):
         return self.path, None, f"case {self.name}"
 
 
-def _plugin_marks(config) -> frozenset:
-    """Marks registered by pytest and its plugins (not by the project's ini file)."""
-    declared = config.inicfg.get("markers", "") if hasattr(config, "inicfg") else ""
-    declared = declared if isinstance(declared, (list, tuple)) else str(declared).splitlines()
-    from_ini = {line.split(":")[0].strip() for line in declared}
-    registered = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
-    return frozenset(registered - from_ini)
+def _registered_marks(config) -> frozenset:
+    """Marks registered before collection: by pytest, its plugins, or the ini file's `markers`."""
+    return frozenset(line.split(":")[0].split("(")[0].strip() for line in config.getini("markers"))
 
 
 def pytest_configure(config):
     config.stash[_RUN_MODES] = _parse_run_modes(config)  # a bad value stops the run before collection, naming the word
-    config.stash[_RESERVED] = PYTEST_MARKS | _plugin_marks(config)
+    config.stash[_RESERVED] = PYTEST_MARKS | _registered_marks(config)
     try:
         limits.configure(dict(limits.parse_assignment(text) for text in config.getoption("--harness-limit")))
     except ValueError as exc:
