@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -12,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness import __version__
+from harness import __version__, limits
 from harness.discovery import DEFAULT_CASE_DIR, Entry, load_corpus
 from harness.errors import InvalidCase
 from harness import modes
@@ -20,7 +23,7 @@ from harness.runner import OUTCOMES, CaseResult, invalid_result, run_case
 from harness.versions import keras_flavor
 
 _STYLE = {"passed": "green", "failed": "red", "invalid": "magenta", "keras-error": "red", "unsupported": "yellow",
-          "xfailed": "cyan", "xpassed": "yellow", "skipped": "dim",
+          "timeout": "red", "xfailed": "cyan", "xpassed": "yellow", "skipped": "dim",
           "harness-error": "red"}
 
 
@@ -43,27 +46,78 @@ def _summary(console: Console, results: list[CaseResult], seconds: float) -> Non
     console.print(table)
 
 
+def _no_match(console: Console, found: list[Entry], args) -> int:
+    where = ", ".join(map(str, args.paths or [DEFAULT_CASE_DIR]))
+    if not found:
+        console.print(f"no case files found in {where}")
+        return 1
+    asked = " and ".join(filter(None, [f"-k {args.keyword!r}" if args.keyword else "",
+                                       " or ".join(f"--tag {t!r}" for t in args.tag or [])]))
+    console.print(f"no case matches {asked} ({len(found)} case files found in {where})")
+    return 1
+
+
+def _writable(option: str, target: str | None) -> str | None:
+    """Why a report file cannot be written, checked before a run rather than after it."""
+    if not target:
+        return None
+    path = Path(target)
+    if path.is_dir():
+        return f"{option} {target}: is a folder"
+    if not path.parent.is_dir():
+        return f"{option} {target}: the folder {path.parent} does not exist"
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"{option} {target}: not writable"
+    return None
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write beside, then rename: a reader never sees half a report, and an interrupted write leaves the old one."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def cmd_run(args) -> int:
     console = Console(highlight=False, soft_wrap=True)
+    problem = _writable("--report-json", args.report_json)
+    if problem:
+        print(f"harness run: {problem}", file=sys.stderr)
+        return 2
     started = time.perf_counter()
-    entries = _select(load_corpus(args.paths or [DEFAULT_CASE_DIR]), args.keyword, args.tag or [])
+    found = load_corpus(args.paths or [DEFAULT_CASE_DIR])
+    entries = _select(found, args.keyword, args.tag or [])
     if not entries:
-        console.print("no case files found in " + ", ".join(map(str, args.paths or [DEFAULT_CASE_DIR])))
-        return 1
+        return _no_match(console, found, args)
     results = []
-    for entry in entries:
-        result = invalid_result(entry.error, entry.name) if entry.error else run_case(entry.case, modes=args.mode)
-        results.append(result)
-        style = _STYLE[result.outcome]
-        console.print(f"[{style}]{result.outcome.upper():<12}[/] {result.name}  [dim]{result.path}  "
-                      f"{result.duration_s:.2f}s[/]  {result.message}", markup=True)
-        if result.outcome not in ("passed", "xfailed", "skipped"):
-            console.print(result.details, markup=False)
+    interrupted = False
+    try:
+        for entry in entries:
+            result = invalid_result(entry.error, entry.name) if entry.error else run_case(entry.case, modes=args.mode)
+            results.append(result)
+            style = _STYLE[result.outcome]
+            console.print(f"[{style}]{result.outcome.upper():<12}[/] {result.name}  [dim]{result.path}  "
+                          f"{result.duration_s:.2f}s[/]  {result.message}", markup=True)
+            if result.outcome not in ("passed", "xfailed", "skipped"):
+                console.print(result.details, markup=False)
+    except KeyboardInterrupt:  # Ctrl-C: stop cleanly, keep what finished
+        interrupted = True
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the report in half
+        console.print(f"interrupted: {len(results)} of {len(entries)} cases finished; the rest did not run")
     _summary(console, results, time.perf_counter() - started)
     if args.margins:
         _margins(console, results, args.margins)
     if args.report_json:
-        Path(args.report_json).write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+        write_atomically(Path(args.report_json), json.dumps([r.to_json() for r in results], indent=2) + "\n")
+        if interrupted:
+            console.print(f"wrote the {len(results)} finished results to {args.report_json}")
+    if interrupted:
+        return 130
     return 0 if all(r.ok for r in results) else 1
 
 
@@ -147,6 +201,11 @@ def cmd_selftest(args) -> int:
     from harness.selftest import baseline, involves, run_fault, smallest_caught_perturbation
 
     console = Console(highlight=False, soft_wrap=True)
+    known = [f.name for f in FAULTS + MORE_FAULTS]
+    unknown = [name for name in args.fault or [] if name not in known]
+    if unknown:
+        print(f"harness selftest: unknown fault {', '.join(map(repr, unknown))}; faults: {', '.join(known)}", file=sys.stderr)
+        return 2
     entries = load_corpus(args.paths or [DEFAULT_CASE_DIR])
     cases = [e.case for e in entries if e.case]
     every = FAULTS + MORE_FAULTS + FAMILY_FAULTS
@@ -205,9 +264,18 @@ def cmd_fuzz(args) -> int:
 
 
 def cmd_record(args) -> int:
-    from harness.recording import record
+    from harness.recording import RecordingError, record
 
-    manifest = record(args.paths or [DEFAULT_CASE_DIR], Path(args.out), args.mode)
+    try:
+        manifest = record(args.paths or [DEFAULT_CASE_DIR], Path(args.out), args.mode,
+                          warn=lambda text: print(f"harness record: {text}", file=sys.stderr))
+    except RecordingError as exc:
+        print(f"harness record: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"harness record: interrupted: nothing was written to {args.out} (an existing recording there is "
+              "unchanged)", file=sys.stderr)
+        return 130
     counts = Counter(item["outcome"] for item in manifest["cases"].values())
     env = manifest["environment"]
     print(f"recorded {len(manifest['cases'])} cases under TensorFlow {env['tensorflow']}, Keras {env['keras']} "
@@ -219,6 +287,11 @@ def cmd_compare(args) -> int:
     from harness.recording import BEYOND, KINDS, RecordingError, compare, markdown, open_recording
 
     console = Console(highlight=False, soft_wrap=True)
+    for option, target in (("--report-json", args.report_json), ("--markdown", args.markdown)):
+        problem = _writable(option, target)
+        if problem:
+            print(f"harness compare: {problem}", file=sys.stderr)
+            return 2
     try:
         recording = open_recording(Path(args.recording))
         comparison = compare(recording, args.paths or [DEFAULT_CASE_DIR], args.mode)
@@ -236,10 +309,13 @@ def cmd_compare(args) -> int:
     counts = Counter(c.kind for c in comparison.changes)
     console.print(", ".join(f"{counts[k]} {k}" for k in KINDS if counts[k]))
     if args.report_json:
-        Path(args.report_json).write_text(json.dumps(
+        write_atomically(Path(args.report_json), json.dumps(
             {"recorded": old, "now": new, "cases": [c.to_json() for c in comparison.changes]}, indent=2) + "\n")
     if args.markdown:
-        Path(args.markdown).write_text(markdown(comparison) + "\n")
+        write_atomically(Path(args.markdown), markdown(comparison) + "\n")
+    if not comparison.compared:
+        console.print("nothing was compared: no case has outputs both in the recording and now")
+        return 1
     return 1 if comparison.beyond else 0
 
 
@@ -286,6 +362,23 @@ def _add_mode_option(command: argparse.ArgumentParser, recorded: bool = False) -
     command.add_argument("--mode", type=_modes_argument, metavar="MODES", help=modes.HELP + which)
 
 
+def _limit_argument(text: str) -> tuple[str, float]:
+    try:
+        return limits.parse_assignment(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="Differential tests of Keras recurrent layers "
                                      "against an independent float64 NumPy reference.")
@@ -319,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.set_defaults(func=cmd_selftest)
 
     fuzz_cmd = sub.add_parser("fuzz", help="random valid cases on Keras and the reference; shrink disagreements")
-    fuzz_cmd.add_argument("--examples", type=int, default=200)
+    fuzz_cmd.add_argument("--examples", type=_positive_int, default=200)
     fuzz_cmd.add_argument("--seed", type=int, default=0)
     fuzz_cmd.add_argument("--save", metavar="DIR", help="write each shrunk disagreement as a case file in DIR")
     fuzz_cmd.set_defaults(func=cmd_fuzz)
@@ -343,12 +436,17 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("case", help="a case file, or the name of a case under cases/")
     explain.add_argument("--flavor", choices=["keras3", "keras2"], help="Keras semantics (default: the installed Keras)")
     explain.set_defaults(func=cmd_explain)
+    for command in sub.choices.values():  # every subcommand reads case files: every one takes the limits
+        command.add_argument("--limit", type=_limit_argument, action="append", default=[], metavar="NAME=VALUE",
+                             help="change a limit for this run (repeatable): " + ", ".join(limits.LIMITS)
+                             + "; see the README's Limits section")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    with limits.overridden(**dict(args.limit)):
+        return args.func(args)
 
 
 if __name__ == "__main__":

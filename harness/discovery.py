@@ -1,28 +1,78 @@
-"""Find case files and load a corpus: sorted paths, one entry per file, duplicate names refused."""
+"""Find case files and load a corpus: sorted paths, one entry per file, duplicate names refused.
+
+Nothing a file or a folder holds stops the corpus: an unreadable folder, a symbolic link loop, a missing
+path, a file the loader chokes on are each an entry with its own error, and the other files still load.
+"""
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.case import Case
 from harness.documents import CASE_SUFFIXES
-from harness.errors import InvalidCase, Problem
+from harness.errors import InvalidCase, LoadCrash, Problem
 from harness.loader import load_case
 
 DEFAULT_CASE_DIR = Path("cases")
 
 
-def find_case_files(paths: list[str | Path]) -> list[Path]:
-    """Case files named directly or found (recursively) under folders, sorted, without repeats."""
+def _path_problem(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ENOENT and path.is_symlink():
+        return "a symbolic link to a missing file"
+    if exc.errno == errno.ENOENT:
+        return "no such file" if path.suffix in CASE_SUFFIXES else "no such file or folder"
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link loop"
+    return f"cannot read: {exc.strerror or exc}"
+
+
+def walk_case_files(paths: list[str | Path]) -> tuple[list[Path], dict[Path, InvalidCase]]:
+    """Case files named directly or found (recursively, following links to folders once) under folders,
+    sorted and without repeats; and, per path that cannot be searched or read (a missing path, an
+    unreadable folder, a link loop, a dangling link), the error it is reported with."""
     found: set[Path] = set()
+    errors: dict[Path, InvalidCase] = {}
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            found.update(p for p in path.rglob("*") if p.is_file() and p.suffix in CASE_SUFFIXES)
-        else:
-            found.add(path)  # a missing or oddly named file is reported when loaded
-    return sorted(found)
+        try:
+            info = path.stat()
+        except OSError as exc:
+            errors[path] = InvalidCase(str(path), [Problem("", _path_problem(path, exc))])
+            continue
+        if not stat.S_ISDIR(info.st_mode):
+            found.add(path)  # a file named directly: an odd suffix or type is reported when it is loaded
+            continue
+        visited: set[tuple[int, int]] = set()
+
+        def unreadable(exc: OSError) -> None:
+            where = Path(exc.filename) if exc.filename else path
+            errors[where] = InvalidCase(str(where), [Problem("", f"cannot search this folder: {exc.strerror or exc}",
+                                                             hint="its case files were not run: fix its permissions")])
+
+        for folder, dirs, files in os.walk(path, onerror=unreadable, followlinks=True):
+            try:
+                key = (os.stat(folder).st_dev, os.stat(folder).st_ino)
+            except OSError:
+                continue
+            if key in visited:  # a link back to a folder already searched
+                dirs.clear()
+                continue
+            visited.add(key)
+            dirs.sort()
+            for name in files:
+                if Path(name).suffix in CASE_SUFFIXES:
+                    found.add(Path(folder) / name)  # a dangling link or a loop is reported when it is loaded
+    return sorted(found), errors
+
+
+def find_case_files(paths: list[str | Path]) -> list[Path]:
+    """Case files named directly or found (recursively) under folders, sorted, without repeats."""
+    return walk_case_files(paths)[0]
 
 
 @dataclass
@@ -32,10 +82,11 @@ class Entry:
     path: Path
     case: Case | None
     error: InvalidCase | None
+    label: str | None = None  # the name of an invalid entry when its file stem is also a case's name
 
     @property
     def name(self) -> str:
-        return self.case.name if self.case else self.path.stem
+        return self.case.name if self.case else (self.label or self.path.stem)
 
 
 def duplicate_name(path: Path, name: str, first: Path) -> InvalidCase:
@@ -44,17 +95,27 @@ def duplicate_name(path: Path, name: str, first: Path) -> InvalidCase:
                                            hint="give each case a unique `name:` (it defaults to the file stem)")])
 
 
+def load_entry(path: Path) -> Case:
+    """Load one case file for a corpus; raises InvalidCase, or LoadCrash (an InvalidCase) for anything else
+    it raises, so one file never stops the others."""
+    try:
+        if path.suffix not in CASE_SUFFIXES:
+            raise InvalidCase(str(path), [Problem("", "not a case file", expected="a .yaml, .yml or .json file")])
+        return load_case(path)
+    except InvalidCase:
+        raise
+    except Exception:  # noqa: BLE001 - a harness bug: that file's harness-error, with the traceback
+        raise LoadCrash(str(path), traceback.format_exc()) from None
+
+
 def load_corpus(paths: list[str | Path]) -> list[Entry]:
     """Load every case file; a bad file is an entry with an error, so the others still run."""
-    entries = []
+    files, errors = walk_case_files(paths)
+    entries = [Entry(path, None, error) for path, error in errors.items()]
     first_with_name: dict[str, Path] = {}
-    for path in find_case_files(paths):
+    for path in files:
         try:
-            if path.suffix not in CASE_SUFFIXES:
-                raise InvalidCase(str(path), [Problem("", "not a case file", expected="a .yaml, .yml or .json file")])
-            if not path.is_file():
-                raise InvalidCase(str(path), [Problem("", "no such file")])
-            case = load_case(path)
+            case = load_entry(path)
         except InvalidCase as error:
             entries.append(Entry(path, None, error))
             continue
@@ -63,4 +124,13 @@ def load_corpus(paths: list[str | Path]) -> list[Entry]:
             continue
         first_with_name[case.name] = path
         entries.append(Entry(path, case, None))
+    entries.sort(key=lambda e: e.path)
+    # An invalid file is named by its stem; where a case (or another invalid file) has that name, the path
+    # names it instead, so a recording or report never files one under the other's name.
+    taken = {e.name for e in entries if e.case}
+    for entry in entries:
+        if entry.case is None:
+            if entry.name in taken:
+                entry.label = str(entry.path)
+            taken.add(entry.name)
     return entries

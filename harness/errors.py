@@ -44,6 +44,20 @@ class InvalidCase(HarnessError):
         return head + "\n" + "\n".join(p.render(self.path) for p in self.problems)
 
 
+class LoadCrash(InvalidCase):
+    """Loading a file raised something the loader does not expect: a harness bug, reported as that file's
+    `harness-error` (with the traceback) so that the other files still load and run."""
+
+    def __init__(self, path: str, trace: str):
+        self.trace = trace
+        last = trace.strip().splitlines()[-1] if trace.strip() else "unknown error"
+        super().__init__(path, [Problem("", f"the harness failed while loading this file (a bug in the harness, "
+                                            f"please report it): {last}")])
+
+    def render(self) -> str:
+        return super().render() + "\n" + self.trace
+
+
 class Unsupported(HarnessError):
     """The case asks for something the reference does not implement; it is never silently approximated."""
 

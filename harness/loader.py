@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 
-from harness import layers, modes, random_arrays, schema
+from harness import layers, limits, modes, random_arrays, schema
 from harness.case import Call, Case
 from harness.documents import field_line, read_document
 from harness.errors import InvalidCase, Problem
@@ -51,12 +51,86 @@ def _suggest(word: str, choices) -> str | None:
 
 # ---------------------------------------------------------------- schema stage
 
+# "integer" means an integer as written: JSON Schema's own rule also accepts 1.0, which would reach Keras as
+# `units=1.0` and fail there.
+_StrictValidator = jsonschema.validators.extend(jsonschema.Draft7Validator, type_checker=(
+    jsonschema.Draft7Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))))
+
+
+# Arrays with more entries than this are checked by _large_arrays, not by jsonschema (about 100 us per number).
+_FAST_CHECK_ENTRIES = 1000
+_STAND_IN = {"numbers": [0.0], "mask": [[True]]}
+
+
+def _large_arrays(doc: dict) -> tuple[dict, list[Problem]]:
+    """Literal arrays of more than _FAST_CHECK_ENTRIES numbers are checked here, in one pass, and replaced by a
+    small stand-in for the schema; the same problem ("not a number") is reported for a bad entry."""
+    problems: list[Problem] = []
+
+    def check(value, path, kind):
+        if not isinstance(value, list):
+            return value
+        leaves, stack, bad = 0, [(value, path)], None
+        while stack and leaves <= _FAST_CHECK_ENTRIES:
+            item, where = stack.pop()
+            if isinstance(item, list):
+                stack.extend((v, where + [n]) for n, v in enumerate(item))
+            else:
+                leaves += 1
+        if leaves <= _FAST_CHECK_ENTRIES:
+            return value  # small: the schema checks it, with its usual messages
+        stack = [(value, path)]
+        while stack:
+            item, where = stack.pop()
+            if isinstance(item, list):
+                stack.extend((v, where + [n]) for n, v in reversed(list(enumerate(item))))
+            elif not _fast_leaf_ok(item, kind):
+                bad = (item, where)
+                break
+        if bad:
+            expected = ("true, false, 0 or 1" if kind == "mask" else "a number, or one of 'nan', 'inf', '-inf'")
+            problems.append(Problem(field_name(bad[1]), "not a boolean" if kind == "mask" else "not a number",
+                                    expected=expected, found=repr(bad[0])[:80]))
+        return _STAND_IN[kind]
+
+    out = dict(doc)
+    for key in ("input", "mask", "initial_state", "weights", "expected"):
+        out[key] = _replace(doc.get(key), [key], check) if key in doc else None
+    out = {k: v for k, v in out.items() if k in doc}
+    if isinstance(doc.get("calls"), list):
+        out["calls"] = [{k: _replace(v, ["calls", n, k], check) for k, v in call.items()} if isinstance(call, dict) else call
+                        for n, call in enumerate(doc["calls"])]
+    return out, problems
+
+
+def _replace(value, path, check):
+    """Apply `check` to the literal arrays at `path` (an array field, or a mapping of them)."""
+    kind = "mask" if path[-1] == "mask" else "numbers"
+    if isinstance(value, list):
+        return check(value, path, kind)
+    if isinstance(value, dict) and "random" not in value:
+        return {k: (check(v, path + [k], "numbers") if isinstance(v, list) else v) for k, v in value.items()}
+    return value
+
+
+def _fast_leaf_ok(value, kind) -> bool:
+    if kind == "mask":
+        return isinstance(value, bool) or (type(value) is int and value in (0, 1))
+    if isinstance(value, str):
+        return value in _NONFINITE
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _schema_problems(doc: Any) -> list[Problem]:
     schema = case_schema()
-    validator = jsonschema.Draft7Validator(schema)
-    problems = []
-    for error in validator.iter_errors(doc):
-        problems.extend(_translate(jsonschema.exceptions.best_match([error]), schema))
+    validator = _StrictValidator(schema)
+    doc, problems = _large_arrays(doc)
+    for count, error in enumerate(validator.iter_errors(doc)):
+        if count == limits.MAX_PROBLEMS:  # a file of a million bad numbers is reported by its first few
+            problems.append(Problem("", f"more problems not listed (the first {limits.MAX_PROBLEMS} are shown)"))
+            break
+        problems.extend(p for p in _translate(jsonschema.exceptions.best_match([error]), schema) if p not in problems)
     return sorted(problems, key=lambda p: p.field)  # deterministic, in document-path order
 
 
@@ -114,12 +188,21 @@ class _Arrays:
                                              "bernoulli draws booleans; it is only for masks",
                                              expected="normal or uniform", found="'bernoulli'"))
                 return None
+            if not self.within_limits(path, shape):
+                return None
             array = random_arrays.generate(spec, shape)
         else:
             array = self._literal(raw, path)
-            if array is None:
+            if array is None or not self.within_limits(path, array.shape):
                 return None
         return self.check_shape(array, path, expected_shape, why)
+
+    def within_limits(self, path, shape) -> bool:
+        """Checked before an array is generated: its element count (harness/limits.py)."""
+        problem = limits.array_problem(field_name(path), shape)
+        if problem:
+            self.problems.append(problem)
+        return problem is None
 
     def mask(self, raw, path, expected_shape, why) -> np.ndarray | None:
         if isinstance(raw, dict):
@@ -130,7 +213,10 @@ class _Arrays:
                                              expected="bernoulli (with p = probability of true)",
                                              found=repr(spec.get("distribution", "normal"))))
                 return None
-            array = random_arrays.generate(spec, tuple(spec.get("shape", expected_shape)))
+            shape = tuple(spec.get("shape", expected_shape))
+            if not self.within_limits(path, shape):
+                return None
+            array = random_arrays.generate(spec, shape)
         else:
             try:
                 array = np.array(raw, dtype=bool)
@@ -147,7 +233,7 @@ class _Arrays:
             return _NONFINITE.get(value, value) if isinstance(value, str) else value
         try:
             return np.array(convert(raw), dtype=np.float64)
-        except ValueError:
+        except (ValueError, TypeError, OverflowError):
             self.problems.append(Problem(field_name(path), "rows have different lengths (a ragged nested list)",
                                          hint="every row of a level must have the same number of entries"))
             return None
@@ -251,6 +337,11 @@ def _build(doc: dict, path: Path) -> Case:
                 problems.append(Problem(f"{where}.{key}", "not a version specifier", found=repr(spec_text),
                                         hint="write e.g. '>=3', '<2.16' or '>=2.12,<2.16'"))
 
+    if not problems:  # every array has its shape: what running the case will cost, before it runs
+        width = sum(w.shape[0] for name, w in weights.items() if name.endswith("recurrent_kernel"))
+        problems.extend(limits.case_problems([call.input.shape for call in calls], width,
+                                             sum(w.size for w in weights.values())))
+
     tolerance = doc.get("tolerance", {})
     for name in spec.output_names():
         if name in tolerance and name not in compared:
@@ -314,6 +405,8 @@ def case_from_document(doc: Any, path: Path) -> Case:
         raise InvalidCase(str(path), [Problem("", "a case file holds one mapping (name, config, weights, input, ...)",
                                               found=f"a {type(doc).__name__}" if doc is not None else "an empty file")])
     problems = _schema_problems(doc)
+    if not problems:
+        problems = limits.document_problems(doc)
     if problems:
         raise InvalidCase(str(path), problems)
     return _build(doc, path)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.discovery import duplicate_name
+from harness import limits
+from harness.discovery import duplicate_name, load_entry
 from harness.documents import CASE_SUFFIXES
 from harness.errors import InvalidCase
 from harness.versions import keras_flavor
-from harness.loader import load_case
 from harness.modes import HELP, parse_modes
 from harness.runner import CaseResult, invalid_result, run_case
 from harness.verdict import known_failure_applies
@@ -24,6 +24,22 @@ def pytest_addoption(parser):
     parser.addini("harness_case_dirs", type="args", default=["cases"],
                   help="folders (relative to rootdir) whose .yaml/.yml/.json files are harness cases")
     parser.addoption("--harness-mode", metavar="MODES", default=None, help=HELP)
+    parser.addoption("--harness-limit", metavar="NAME=VALUE", action="append", default=[],
+                     help="change a limit of harness/limits.py for this run (repeatable): " + ", ".join(limits.LIMITS))
+
+
+# Marks that mean something to pytest or a plugin: a case tag of that name would skip, xfail or parametrize
+# the item. Such a tag becomes the marker `tag_<name>` instead (select it with -m tag_skip); every mark
+# registered before collection (by pytest, a plugin or the ini file) is added to these in pytest_configure.
+PYTEST_MARKS = frozenset({"skip", "skipif", "xfail", "parametrize", "usefixtures", "filterwarnings", "tryfirst",
+                          "trylast", "timeout", "flaky", "xdist_group", "asyncio", "anyio", "order", "dependency",
+                          "django_db", "no_cover", "forked", "repeat", "benchmark"})
+_RESERVED = pytest.StashKey[frozenset]()
+
+
+def tag_marker(tag: str, reserved: frozenset = PYTEST_MARKS) -> str:
+    """The marker name a case tag becomes: the tag itself, unless pytest or a plugin gives that mark a meaning."""
+    return f"tag_{tag}" if tag in reserved else tag
 
 
 _RUN_MODES = pytest.StashKey[tuple]()  # the run's default modes, parsed once in pytest_configure
@@ -62,16 +78,17 @@ class CaseFailure(Exception):
 class CaseFile(pytest.File):
     def collect(self):
         try:
-            case = load_case(self.path)
+            case = load_entry(self.path)  # never raises anything but InvalidCase: one file fails alone
         except InvalidCase as error:
             yield CaseItem.from_parent(self, name=self.path.stem, case=None, error=error)
             return
         item = CaseItem.from_parent(self, name=case.name, case=case, error=None)
         registered = {line.split(":")[0].strip() for line in self.config.getini("markers")}
         for tag in case.tags:
-            if tag not in registered:  # tags are data, not typos: register them so pytest does not warn
-                self.config.addinivalue_line("markers", f"{tag}: harness case tag")
-            item.add_marker(tag)
+            marker = tag_marker(tag, self.config.stash[_RESERVED])
+            if marker not in registered:  # tags are data, not typos: register them so pytest does not warn
+                self.config.addinivalue_line("markers", f"{marker}: harness case tag")
+            item.add_marker(marker)
         if known_failure_applies(case):  # XFAIL while it fails, XPASS once fixed
             item.add_marker(pytest.mark.xfail(reason=case.known_failure["reason"], raises=CaseFailure, strict=False))
         yield item
@@ -103,8 +120,18 @@ class CaseItem(pytest.Item):
         return self.path, None, f"case {self.name}"
 
 
+def _registered_marks(config) -> frozenset:
+    """Marks registered before collection: by pytest, its plugins, or the ini file's `markers`."""
+    return frozenset(line.split(":")[0].split("(")[0].strip() for line in config.getini("markers"))
+
+
 def pytest_configure(config):
     config.stash[_RUN_MODES] = _parse_run_modes(config)  # a bad value stops the run before collection, naming the word
+    config.stash[_RESERVED] = PYTEST_MARKS | _registered_marks(config)
+    try:
+        limits.configure(dict(limits.parse_assignment(text) for text in config.getoption("--harness-limit")))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--harness-limit: {exc}") from None
     config.addinivalue_line("markers", "harness case tags: each tag of a case file is a marker of its item")
 
 

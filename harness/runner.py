@@ -7,10 +7,10 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import report, targets
+from harness import limits, report, targets
 from harness.case import Case
 from harness.compare import OutputDiff
-from harness.errors import InvalidCase, NotApplicable, SystemFailure, Unsupported
+from harness.errors import InvalidCase, LoadCrash, NotApplicable, SystemFailure, Unsupported
 from harness.loader import load_case
 from harness.modes import modes_for
 from harness.noise import estimate_noise
@@ -19,7 +19,7 @@ from harness.targets import SystemRun, SystemUnderTest, run_modes
 from harness.verdict import apply_known_failure, compare_case
 from harness.versions import unmet
 
-OUTCOMES = ("passed", "failed", "invalid", "keras-error", "unsupported", "xfailed", "xpassed", "skipped",
+OUTCOMES = ("passed", "failed", "invalid", "keras-error", "unsupported", "timeout", "xfailed", "xpassed", "skipped",
             "harness-error")
 # A known failure that still fails, or that now passes, keeps a run green; the second says "remove the marker".
 # A case whose `requires:` the installed versions do not meet is skipped, and says so.
@@ -66,9 +66,13 @@ def run_case(case: Case, flavor: str | None = None, modes: tuple[str, ...] | Non
     compare them. `modes` is the run's default execution modes (a case's own `execution:` wins); `flavor`
     overrides the Keras semantics the system promises. A bug of the harness itself is the case's own
     "harness-error" outcome, with the traceback, so the other cases still run."""
+    started = time.perf_counter()
     try:
         system = system or targets.get()
-        return _run_case(case, flavor or system.semantics(), modes_for(case.execution, modes), system)
+        with limits.watchdog():
+            return _run_case(case, flavor or system.semantics(), modes_for(case.execution, modes), system)
+    except limits.CaseTimeout as exc:
+        return timeout_result(case, exc.args[0], time.perf_counter() - started)
     except Exception:  # noqa: BLE001 - reported in full, never hidden
         trace = traceback.format_exc()
         return CaseResult(case.name, str(case.path), "harness-error", trace.strip().splitlines()[-1],
@@ -115,7 +119,17 @@ def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnd
     return apply_known_failure(case, result)
 
 
+def timeout_result(case: Case, seconds: float, elapsed: float) -> CaseResult:
+    """A case stopped by the per-case watchdog (harness/limits.py): its own outcome, never a crash of the run."""
+    message = (f"stopped after {elapsed:.1f}s: beyond the limit case_seconds={seconds:g} "
+               f"(wall-clock seconds one case may run); {limits.how_to_raise('case_seconds')}")
+    return CaseResult(case.name, str(case.path), "timeout", message, f"TIMEOUT {case.name} ({case.path}): {message}",
+                      duration_s=elapsed)
+
+
 def invalid_result(error: InvalidCase, name: str) -> CaseResult:
+    if isinstance(error, LoadCrash):
+        return CaseResult(name, error.path, "harness-error", error.problems[0].message, f"HARNESS-ERROR {error.render()}")
     first = error.problems[0]
     message = f"{first.field + ': ' if first.field else ''}{first.message}"
     if len(error.problems) > 1:

@@ -159,5 +159,6 @@ def test_record_and_compare_in_graph_mode(corpus, tmp_path, capsys):
     assert {item["mode"] for item in json.loads((out / "manifest.json").read_text())["cases"].values()} == {"graph"}
     assert main(["compare", str(out), str(corpus), "--mode", "graph"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "3 bit-identical"
-    assert main(["compare", str(out), str(corpus)]) == 0  # default modes: eager first
-    assert capsys.readouterr().out.splitlines()[-1] == "3 not comparable"
+    assert main(["compare", str(out), str(corpus)]) == 1  # default modes: eager first; nothing compared is a failure
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        "3 not comparable", "nothing was compared: no case has outputs both in the recording and now"]
