@@ -68,6 +68,10 @@ DEFECTS: tuple[KnownDefect, ...] = (
                 "unroll + go_backwards + zero_output_for_mask: outputs zeroed with the unreversed mask "
                 "(Bidirectional forces zero_output_for_mask on its backward layer)",
                 _unrolled_backwards_zeroing),
+    KnownDefect("cases/gru/regressions/keras-unroll-go-backwards-zero-output-mask.yaml",
+                "unroll + go_backwards + zero_output_for_mask (GRU)", _unrolled_backwards_zeroing),
+    KnownDefect("cases/simple-rnn/regressions/keras-unroll-go-backwards-zero-output-mask.yaml",
+                "unroll + go_backwards + zero_output_for_mask (SimpleRNN)", _unrolled_backwards_zeroing),
     KnownDefect("cases/regressions/keras-bidirectional-unroll-mask-backward-zeroed.yaml",
                 "unrolled Bidirectional with a mask and return_sequences zeroes the backward half at the wrong steps",
                 _unrolled_backwards_zeroing),
