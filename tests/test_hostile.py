@@ -26,7 +26,7 @@ from harness.cli import main
 from harness.discovery import load_corpus, walk_case_files
 from harness.errors import InvalidCase
 from harness.loader import load_case
-from harness.recording import RecordingError, _sha256, compare, open_recording, record, recording_lock
+from harness.recording import _sha256, compare, open_recording, record, recording_lock
 from harness.runner import run_case
 
 from conftest import REPO, SEED_CASE
