@@ -1,17 +1,25 @@
-"""The README's full format example is a real case: it validates, and it passes."""
+"""The README's format examples (the full one and one per layer) are real cases: they validate, and they pass."""
 
 import re
+
+import pytest
 
 from harness.runner import run_path
 
 from conftest import REPO
 
+SECTION = (REPO / "README.md").read_text().split("## The case format", 1)[1].split("\n## ", 1)[0]
+EXAMPLES = re.findall(r"```yaml\n(.*?)```", SECTION, re.S)
 
-def test_readme_format_example_runs_and_passes(tmp_path):
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## The case format", 1)[1]
-    example = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
-    path = tmp_path / "readme-example.yaml"
-    path.write_text(example)
+
+def test_every_layer_has_an_example():
+    layers = {(re.search(r"^layer: (\w+)", text, re.M) or [None, "LSTM"])[1] for text in EXAMPLES}
+    assert layers == {"LSTM", "GRU", "SimpleRNN", "Bidirectional"}
+
+
+@pytest.mark.parametrize("number", range(len(EXAMPLES)))
+def test_readme_format_examples_run_and_pass(tmp_path, number):
+    path = tmp_path / f"readme-example-{number}.yaml"
+    path.write_text(EXAMPLES[number])
     result = run_path(path)
     assert result.outcome == "passed", result.details
