@@ -1,5 +1,6 @@
 # The README's two commands. Both set everything up on a fresh clone: a virtualenv in .venv with the
-# bounded dependencies of pyproject.toml, re-installed when pyproject.toml changes.
+# bounded dependencies of pyproject.toml and the jax and torch targets (torch pinned to its CPU build,
+# 2.13.0+cpu here), re-installed when pyproject.toml changes.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[jax]" "torch==2.13.0"
 	touch $(STAMP)
 
 setup: $(STAMP)

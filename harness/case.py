@@ -39,6 +39,7 @@ class Case:
     known_failure: dict | None = None  # {reason, upstream?, when?}: a known defect of what is under test
     requires: dict = field(default_factory=dict)  # {keras|tensorflow|numpy: specifier}: where the case applies
     execution: tuple[str, ...] | None = None  # the case's own execution modes; None: the run's default
+    targets: tuple[str, ...] | None = None  # the systems under test the case runs on; None: any
 
     @property
     def spec(self) -> LayerSpec:

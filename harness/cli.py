@@ -19,7 +19,9 @@ from harness import __version__, limits
 from harness.discovery import DEFAULT_CASE_DIR, Entry, load_corpus
 from harness.errors import InvalidCase
 from harness import modes
-from harness.runner import OUTCOMES, CaseResult, invalid_result, run_case
+from harness import targets
+from harness.across_targets import run_on_targets
+from harness.runner import OUTCOMES, CaseResult, invalid_result
 from harness.versions import keras_flavor
 
 _STYLE = {"passed": "green", "failed": "red", "invalid": "magenta", "keras-error": "red", "unsupported": "yellow",
@@ -98,7 +100,8 @@ def cmd_run(args) -> int:
     interrupted = False
     try:
         for entry in entries:
-            result = invalid_result(entry.error, entry.name) if entry.error else run_case(entry.case, modes=args.mode)
+            result = (invalid_result(entry.error, entry.name) if entry.error else
+                      run_on_targets(entry.case, [targets.get(name) for name in args.target], args.mode))
             results.append(result)
             style = _STYLE[result.outcome]
             console.print(f"[{style}]{result.outcome.upper():<12}[/] {result.name}  [dim]{result.path}  "
@@ -357,6 +360,28 @@ def _modes_argument(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _targets_argument(text: str) -> tuple[str, ...]:
+    try:
+        return targets.parse_targets(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class _Targets(argparse.Action):
+    """--target NAME, repeatable or a comma list; the union, in registry order."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        chosen = set(getattr(namespace, self.dest) or ()) | set(values)
+        setattr(namespace, self.dest, tuple(name for name in targets.NAMES if name in chosen))
+
+
+def _add_target_option(command: argparse.ArgumentParser, several: bool = True) -> None:
+    command.add_argument("--target", type=_targets_argument, action=_Targets if several else "store",
+                         default=(targets.DEFAULT_TARGET,), metavar="NAMES",
+                         help=f"systems under test: {', '.join(targets.NAMES)}, or all (every installed one); "
+                              f"repeatable or a comma list (default: {targets.DEFAULT_TARGET})")
+
+
 def _add_mode_option(command: argparse.ArgumentParser, recorded: bool = False) -> None:
     which = "; the outputs of the first are recorded and compared" if recorded else ""
     command.add_argument("--mode", type=_modes_argument, metavar="MODES", help=modes.HELP + which)
@@ -391,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tag", action="append", help="only cases with this tag (repeatable: any of them)")
     run.add_argument("--report-json", metavar="FILE", help="write one JSON object per case to FILE")
     _add_mode_option(run)
+    _add_target_option(run)
     run.add_argument("--margins", nargs="?", const=10, type=int, metavar="N",
                      help="list the N cases (default 10) whose error comes closest to their tolerance")
     run.set_defaults(func=cmd_run)

@@ -77,5 +77,15 @@ class SystemFailure(HarnessError):
         self.keras_message = str(exc).strip()
         super().__init__(f"{system} raised {self.exc_type} while {stage}: {self.keras_message}")
 
+    def __reduce__(self):  # crosses process boundaries (a backend runs in a worker process)
+        return _restore_failure, (self.stage, self.system, self.exc_type, self.keras_message)
+
+
+def _restore_failure(stage: str, system: str, exc_type: str, message: str) -> "SystemFailure":
+    failure = SystemFailure.__new__(SystemFailure)
+    failure.stage, failure.system, failure.exc_type, failure.keras_message = stage, system, exc_type, message
+    Exception.__init__(failure, f"{system} raised {exc_type} while {stage}: {message}")
+    return failure
+
 
 KerasFailure = SystemFailure  # the name it had while Keras on TensorFlow was the only system under test

@@ -18,6 +18,7 @@ class KnownDefect:
     case: str  # the corpus file that pins it (relative to the repository)
     reason: str
     applies: Callable[[dict], bool]  # on a case document
+    targets: tuple[str, ...] = ("tensorflow",)  # the systems under test that have it
 
 
 def layer_configs(doc: dict) -> Iterator[tuple[str, dict]]:
@@ -85,6 +86,13 @@ DEFECTS: tuple[KnownDefect, ...] = (
 )
 
 
-def known_defect(doc: dict) -> KnownDefect | None:
-    """The documented defect a case document would run into, or None."""
-    return next((defect for defect in DEFECTS if defect.applies(doc)), None)
+def known_defect(doc: dict, target: str = "tensorflow") -> KnownDefect | None:
+    """The documented defect of `target` a case document would run into, or None."""
+    return next((defect for defect in DEFECTS if target in defect.targets and defect.applies(doc)), None)
+
+
+def case_document(case) -> dict:
+    """What the predicates read of a loaded case, as a document: layer, config, dtype, masks and states."""
+    calls = [{**({"mask": True} if call.mask is not None else {}),
+              **({"initial_state": True} if call.initial_state is not None else {})} for call in case.calls]
+    return {"layer": case.layer, "config": case.config, "dtype": case.dtype, "calls": calls}

@@ -356,6 +356,7 @@ def _build(doc: dict, path: Path) -> Case:
         description=doc.get("description", ""), tags=tuple(doc.get("tags", ())), tolerance=tolerance,
         known_failure=doc.get("known_failure"), requires=doc.get("requires", {}),
         execution=modes.from_document(doc.get("execution")),
+        targets=tuple(doc["targets"]) if "targets" in doc else None,
     )
 
 

@@ -40,6 +40,7 @@ class CaseResult:
     system_outputs: list[dict] | None = None  # per call: output name -> float64 array, of the first mode, when it ran
     modes: tuple[str, ...] = ()  # the execution modes the system ran in; system_outputs are those of modes[0]
     mode_errors: dict[str, str] = field(default_factory=dict)  # mode -> what the system raised in that mode only
+    targets: dict[str, "CaseResult"] = field(default_factory=dict)  # per target, when run on several
 
     @property
     def ok(self) -> bool:
@@ -57,6 +58,8 @@ class CaseResult:
                  "verdict": d.verdict}
                 for call, d in self.diffs
             ],
+            **({"targets": {name: {"outcome": r.outcome, "message": r.message} for name, r in self.targets.items()}}
+               if len(self.targets) > 1 else {}),
         }
 
 
@@ -69,8 +72,10 @@ def run_case(case: Case, flavor: str | None = None, modes: tuple[str, ...] | Non
     started = time.perf_counter()
     try:
         system = system or targets.get()
+        own = getattr(system, "default_modes", None)  # a case's `execution:` and --mode name TensorFlow's modes
+        run_modes_ = own if own is not None and system.name != targets.DEFAULT_TARGET else modes_for(case.execution, modes)
         with limits.watchdog():
-            return _run_case(case, flavor or system.semantics(), modes_for(case.execution, modes), system)
+            return _run_case(case, flavor or system.semantics(), run_modes_, system)
     except limits.CaseTimeout as exc:
         return timeout_result(case, exc.args[0], time.perf_counter() - started)
     except Exception:  # noqa: BLE001 - reported in full, never hidden
@@ -86,6 +91,9 @@ def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnd
     if missing:
         message = f"requires {', '.join(missing)}"
         return CaseResult(case.name, shown, "skipped", message, f"SKIPPED {case.name} ({shown}): {message}")
+    why_not = _not_for(case, system)
+    if why_not:
+        return CaseResult(case.name, shown, "skipped", why_not, f"SKIPPED {case.name} ({shown}): {why_not}")
     try:
         reference_calls = run_reference(case, flavor)
         noise = estimate_noise(case, flavor, reference_calls)
@@ -99,7 +107,8 @@ def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnd
     except SystemFailure as exc:  # the layer could not be built: no mode ran
         return apply_known_failure(case, CaseResult(case.name, shown, "keras-error", str(exc),
                                                     f"KERAS-ERROR {case.name} ({shown}): {exc}",
-                                                    duration_s=time.perf_counter() - started, modes=modes))
+                                                    duration_s=time.perf_counter() - started, modes=modes),
+                                   system.name)
     ran = {mode: run for mode, run in runs.items() if isinstance(run, SystemRun)}
     errors = {mode: run for mode, run in runs.items() if isinstance(run, SystemFailure)}
     diffs = []
@@ -116,7 +125,15 @@ def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnd
     result = CaseResult(case.name, shown, outcome, message, details, diffs, time.perf_counter() - started,
                         primary.outputs if isinstance(primary, SystemRun) else None, modes,
                         {mode: str(error) for mode, error in errors.items()})
-    return apply_known_failure(case, result)
+    return apply_known_failure(case, result, system.name)
+
+
+def _not_for(case: Case, system: SystemUnderTest) -> str | None:
+    """Why this system does not run the case: the case names other targets, or the target cannot express it."""
+    if case.targets is not None and system.name not in case.targets:
+        return f"target {system.name}: the case runs only on {', '.join(case.targets)} (its `targets:`)"
+    reason = system.supports(case)
+    return f"target {system.name} cannot express it: {reason}" if reason else None
 
 
 def timeout_result(case: Case, seconds: float, elapsed: float) -> CaseResult:

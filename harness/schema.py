@@ -15,6 +15,7 @@ from harness.activations import KERAS_ACTIVATION_NAMES
 from harness.layers.base import LayerSpec
 from harness.modes import MODES
 from harness.precision import POLICIES
+from harness.targets import NAMES as TARGET_NAMES
 
 _VERSIONS_KEY = {"type": "string", "description": "a version specifier, e.g. '>=3' or '<2.16'"}
 _PAIR = {"rtol": {"type": "number", "minimum": 0}, "atol": {"type": "number", "minimum": 0}}
@@ -113,6 +114,10 @@ def assemble() -> dict:
                                "with the reference. Default: the run's (--mode; eager and graph unless set).",
                 "anyOf": [{"enum": [*MODES, "all"]},
                           {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": list(MODES)}}]},
+            "targets": {"description": "Run the case only on these systems under test (default: any); the others "
+                                       "report it skipped, saying why.",
+                        "type": "array", "minItems": 1, "uniqueItems": True,
+                        "items": {"enum": list(TARGET_NAMES)}},
             "input": _INPUT,
             "calls": {"type": "array", "minItems": 1, "description": "Stateful layers: calls run in order on one layer.",
                       "items": _call_entry({"type": "object"}, {"type": "object"})},
@@ -127,6 +132,9 @@ def assemble() -> dict:
                                "and keeps the run green; a pass is reported as 'xpassed' (the defect is fixed: remove "
                                "this marker).",
                 "properties": {"reason": {"type": "string", "minLength": 1},
+                               "targets": {"description": "The systems under test that have the defect (default: "
+                                                          "every one).", "type": "array", "minItems": 1,
+                                           "uniqueItems": True, "items": {"enum": list(TARGET_NAMES)}},
                                "upstream": {"type": "string", "description": "Where the defect is reported upstream."},
                                "when": {"description": "The defect is known only for these versions; elsewhere the "
                                                        "case must pass.", "$ref": "#/definitions/versions"}}},

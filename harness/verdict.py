@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from harness.case import Case
 from harness.compare import OutputDiff, diff_output, two_way
+from harness.known_defects import case_document, known_defect
 from harness.noise import NoiseEstimate
 from harness.precision import compute_dtype
 from harness.reference_runner import reference_outputs
@@ -52,17 +53,27 @@ def compare_case(case: Case, system_calls: list[dict], reference_calls: list, no
     return diffs
 
 
-def known_failure_applies(case: Case) -> bool:
-    """Whether the case's known defect concerns the installed versions (elsewhere the case must pass)."""
-    return bool(case.known_failure) and not unmet(case.known_failure.get("when", {}))
+def known_failure_applies(case: Case, target: str = "tensorflow") -> bool:
+    """Whether the case's known defect concerns the installed versions and this target (elsewhere the
+    case must pass)."""
+    known = case.known_failure
+    return (bool(known) and not unmet(known.get("when", {}))
+            and (known.get("targets") is None or target in known["targets"]))
 
 
-def apply_known_failure(case: Case, result):
-    """Apply a case's known_failure marker: a failure becomes xfailed, a pass becomes xpassed."""
-    if not known_failure_applies(case):
-        return result
-    reason = case.known_failure["reason"]
-    upstream = f" ({case.known_failure['upstream']})" if case.known_failure.get("upstream") else ""
+def apply_known_failure(case: Case, result, target: str = "tensorflow"):
+    """Apply a case's known_failure marker: a failure becomes xfailed, a pass becomes xpassed. On a target
+    other than the default, a failure in a configuration of a documented defect of that target
+    (harness/known_defects.py) is xfailed too, naming it; a pass there stays a pass (such a defect does not
+    show in every case it may concern)."""
+    if known_failure_applies(case, target):
+        reason = case.known_failure["reason"]
+        upstream = f" ({case.known_failure['upstream']})" if case.known_failure.get("upstream") else ""
+    else:
+        defect = known_defect(case_document(case), target) if target != "tensorflow" else None
+        if defect is None or result.outcome not in ("failed", "keras-error"):
+            return result
+        reason, upstream = defect.reason, f" ({defect.case})"
     if result.outcome in ("failed", "keras-error"):
         result.outcome = "xfailed"
         result.message = f"known failure{upstream}: {reason}; still failing: {result.message}"

@@ -1,16 +1,82 @@
-"""Systems under test: one adapter per place a Keras layer runs (tensorflow.py, ...), and the registry."""
+"""Systems under test: one adapter per place a Keras layer runs, and the registry.
+
+    tensorflow  Keras on TensorFlow, in this process (tensorflow.py): eager, graph, xla
+    jax         Keras 3 on JAX, in a worker process (jax.py): eager, jit
+    torch       Keras 3 on PyTorch, in a worker process (torch.py): eager (compile: opt-in)
+"""
 
 from __future__ import annotations
 
+from importlib import metadata
+
 from harness.targets.base import SystemRun, SystemUnderTest, run_modes
-from harness.targets.tensorflow import KerasOnTensorFlow
 
 DEFAULT_TARGET = "tensorflow"
+# name -> (how to make it, the distributions it needs)
+_REGISTRY = {
+    "tensorflow": (lambda: _tensorflow(), ("keras",)),
+    "jax": (lambda: _worker("harness.targets.jax.KerasOnJax", "harness.targets.jax.before_import"), ("jax",)),
+    "torch": (lambda: _worker("harness.targets.torch.KerasOnTorch"), ("torch",)),
+}
+NAMES = tuple(_REGISTRY)
+INSTALL_HINT = {"jax": 'pip install ".[jax]"', "torch": 'pip install ".[torch]" (the CPU build; see pyproject.toml)'}
+
+
+def _tensorflow():
+    from harness.targets.tensorflow import KerasOnTensorFlow  # noqa: PLC0415
+
+    return KerasOnTensorFlow()
+
+
+def _worker(adapter: str, hook: str | None = None):
+    from harness.targets.worker import InWorker  # noqa: PLC0415
+
+    return InWorker(adapter, hook)
+
+
+def missing_packages(name: str) -> list[str]:
+    """The distributions a target needs that are not installed."""
+    missing = []
+    for package in _REGISTRY[name][1]:
+        try:
+            metadata.version(package)
+        except metadata.PackageNotFoundError:
+            missing.append(package)
+    return missing
+
+
+def installed() -> tuple[str, ...]:
+    return tuple(name for name in NAMES if not missing_packages(name))
+
+
+def parse_targets(text: str) -> tuple[str, ...]:
+    """"jax", "tensorflow,torch" or "all" (every installed target) -> names in registry order; ValueError
+    naming an unknown target or the packages a requested one lacks."""
+    words = [w.strip() for w in text.split(",") if w.strip()]
+    if not words:
+        raise ValueError(f"no target given (choose from {', '.join(NAMES)}, all)")
+    if "all" in words:
+        return installed()
+    unknown = [w for w in words if w not in _REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown target {unknown[0]!r} (choose from {', '.join(NAMES)}, all)")
+    for word in words:
+        missing = missing_packages(word)
+        if missing:
+            raise ValueError(f"target {word!r} needs {', '.join(missing)}, which is not installed: "
+                             f"{INSTALL_HINT.get(word, 'pip install ' + ' '.join(missing))}")
+    return tuple(n for n in NAMES if n in words)
+
+
+_MADE: dict[str, SystemUnderTest] = {}
 
 
 def get(name: str = DEFAULT_TARGET) -> SystemUnderTest:
-    """The adapter for a target name; KeyError for an unknown one."""
-    return {"tensorflow": KerasOnTensorFlow}[name]()
+    """The adapter for a target name (made once per process); KeyError for an unknown one."""
+    if name not in _MADE:
+        _MADE[name] = _REGISTRY[name][0]()
+    return _MADE[name]
 
 
-__all__ = ["DEFAULT_TARGET", "SystemRun", "SystemUnderTest", "get", "run_modes"]
+__all__ = ["DEFAULT_TARGET", "NAMES", "SystemRun", "SystemUnderTest", "get", "installed", "parse_targets",
+           "run_modes"]

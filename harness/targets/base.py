@@ -54,7 +54,10 @@ class SystemUnderTest(Protocol):
 
 def run_modes(system: SystemUnderTest, case: Case, modes: tuple[str, ...]) -> dict[str, SystemRun | SystemFailure]:
     """Prepare once and run each mode. A failure to prepare raises SystemFailure; a mode that fails is
-    that mode's SystemFailure and the other modes still run."""
+    that mode's SystemFailure and the other modes still run. A system in another process does it all there."""
+    run_all = getattr(system, "run_all", None)
+    if run_all is not None:
+        return run_all(case, modes)
     prepared = system.prepare(case)
     results: dict[str, SystemRun | SystemFailure] = {}
     for mode in modes:

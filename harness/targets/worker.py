@@ -1,0 +1,82 @@
+"""A target in a worker process of its own: Keras reads KERAS_BACKEND once, at import, so each backend
+gets one process (the standard library's process pool, spawn start), started on first use and kept for
+the run. The parent keeps the adapter's metadata (name, modes, supports) and computes the reference; the
+worker builds and runs the layer and sends back plain arrays. A worker that dies fails that case's
+modes with the reason, and the next case starts a fresh worker."""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from harness.case import Case
+from harness.errors import SystemFailure
+
+_POOLS: dict[str, ProcessPoolExecutor] = {}
+
+
+def _start(backend: str, hook: str | None) -> None:
+    """In the worker, before anything imports Keras."""
+    os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if hook:
+        module, function = hook.rsplit(".", 1)
+        getattr(importlib.import_module(module), function)()
+
+
+def _run(adapter: str, case: Case, modes: tuple[str, ...]) -> dict:
+    from harness.targets.base import run_modes  # noqa: PLC0415
+
+    module, name = adapter.rsplit(".", 1)
+    system = getattr(importlib.import_module(module), name)()
+    try:
+        return run_modes(system, case, modes)
+    except SystemFailure as failure:  # could not build: the same failure for every mode
+        return {"prepare": failure}
+
+
+class InWorker:
+    """The adapter `adapter` ("module.Class"), run in a worker process for its backend."""
+
+    def __init__(self, adapter: str, hook: str | None = None):
+        module, name = adapter.rsplit(".", 1)
+        self.local = getattr(importlib.import_module(module), name)()  # metadata only: imports no backend
+        self.adapter, self.hook = adapter, hook
+        self.name, self.label, self.modes = self.local.name, self.local.label, self.local.modes
+        self.default_modes = self.local.default_modes
+
+    def environment(self) -> dict:
+        return self.local.environment()
+
+    def semantics(self) -> str:
+        return self.local.semantics()
+
+    def supports(self, case: Case) -> str | None:
+        return self.local.supports(case)
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self.name not in _POOLS:
+            _POOLS[self.name] = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                    initializer=_start, initargs=(self.local.backend, self.hook))
+        return _POOLS[self.name]
+
+    def run_all(self, case: Case, modes: tuple[str, ...]) -> dict:
+        """Prepare and run every mode in the worker; raises SystemFailure when the layer cannot be built."""
+        try:
+            results = self._pool().submit(_run, self.adapter, case, modes).result()
+        except BrokenProcessPool as exc:
+            _POOLS.pop(self.name, None)
+            raise SystemFailure("running in its worker process (the process died)", exc, self.label) from exc
+        if "prepare" in results:
+            raise results["prepare"]
+        return results
+
+
+@atexit.register
+def _stop() -> None:
+    for pool in _POOLS.values():
+        pool.shutdown(wait=False, cancel_futures=True)
