@@ -101,7 +101,8 @@ def cmd_run(args) -> int:
     try:
         for entry in entries:
             result = (invalid_result(entry.error, entry.name) if entry.error else
-                      run_on_targets(entry.case, [targets.get(name) for name in args.target], args.mode))
+                      run_on_targets(entry.case, [targets.get(name) for name in args.target or (targets.DEFAULT_TARGET,)],
+                                     args.mode))
             results.append(result)
             style = _STYLE[result.outcome]
             console.print(f"[{style}]{result.outcome.upper():<12}[/] {result.name}  [dim]{result.path}  "
@@ -377,7 +378,7 @@ class _Targets(argparse.Action):
 
 def _add_target_option(command: argparse.ArgumentParser, several: bool = True) -> None:
     command.add_argument("--target", type=_targets_argument, action=_Targets if several else "store",
-                         default=(targets.DEFAULT_TARGET,), metavar="NAMES",
+                         default=None, metavar="NAMES",
                          help=f"systems under test: {', '.join(targets.NAMES)}, or all (every installed one); "
                               f"repeatable or a comma list (default: {targets.DEFAULT_TARGET})")
 

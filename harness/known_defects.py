@@ -49,6 +49,16 @@ def _uneven_bidirectional_states(doc: dict) -> bool:
     return len(counts) > 1
 
 
+def _state_before_masked_steps(doc: dict) -> bool:
+    """A mask with a state that is not zero when the first steps are masked: given, or carried by a stateful layer."""
+    calls = doc.get("calls", [doc])
+    return _masked(doc) and (any("initial_state" in e for e in calls) or (doc_stateful(doc) and len(calls) > 1))
+
+
+def doc_stateful(doc: dict) -> bool:
+    return any(config.get("stateful") for _, config in layer_configs(doc))
+
+
 def _unrolled_backwards_zeroing(doc: dict) -> bool:
     return _masked(doc) and any(all(config.get(k) for k in ("unroll", "go_backwards", "zero_output_for_mask",
                                                               "return_sequences"))
@@ -83,6 +93,12 @@ DEFECTS: tuple[KnownDefect, ...] = (
     KnownDefect("cases/regressions/keras-bidirectional-mixed-types-initial-state.yaml",
                 "Bidirectional splits initial_state half and half, whatever its layers' numbers of states",
                 _uneven_bidirectional_states),
+    KnownDefect("cases/targets/keras-jax-leading-masked-steps-output-initial-state.yaml",
+                "Keras on JAX outputs the initial state, not zeros, at masked steps before the first unmasked one",
+                _state_before_masked_steps, targets=("jax",)),
+    KnownDefect("cases/targets/keras-jax-stateful-jit-state-not-carried.yaml",
+                "stateful layers on JAX do not carry their states between jitted stateless calls",
+                lambda doc: doc_stateful(doc) and len(doc.get("calls", [doc])) > 1, targets=("jax",)),
 )
 
 

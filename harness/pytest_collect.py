@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import limits
+from harness import limits, targets
 from harness.discovery import duplicate_name, load_entry
 from harness.documents import CASE_SUFFIXES
 from harness.errors import InvalidCase
-from harness.versions import keras_flavor
 from harness.modes import HELP, parse_modes
 from harness.runner import CaseResult, invalid_result, run_case
 from harness.verdict import known_failure_applies
@@ -24,6 +23,10 @@ def pytest_addoption(parser):
     parser.addini("harness_case_dirs", type="args", default=["cases"],
                   help="folders (relative to rootdir) whose .yaml/.yml/.json files are harness cases")
     parser.addoption("--harness-mode", metavar="MODES", default=None, help=HELP)
+    parser.addoption("--harness-target", metavar="NAMES", default=None,
+                     help=f"systems under test: {', '.join(targets.NAMES)}, or all (every installed one), comma "
+                          f"separated; with several, each case is one item per target, `name[target]` "
+                          f"(default: {targets.DEFAULT_TARGET})")
     parser.addoption("--harness-limit", metavar="NAME=VALUE", action="append", default=[],
                      help="change a limit of harness/limits.py for this run (repeatable): " + ", ".join(limits.LIMITS))
 
@@ -43,6 +46,17 @@ def tag_marker(tag: str, reserved: frozenset = PYTEST_MARKS) -> str:
 
 
 _RUN_MODES = pytest.StashKey[tuple]()  # the run's default modes, parsed once in pytest_configure
+_RUN_TARGETS = pytest.StashKey[tuple]()  # the systems under test, parsed once in pytest_configure
+
+
+def _parse_run_targets(config) -> tuple[str, ...]:
+    text = config.getoption("--harness-target")
+    if text is None:
+        return (targets.DEFAULT_TARGET,)
+    try:
+        return targets.parse_targets(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--harness-target: {exc}") from None
 
 
 def _parse_run_modes(config) -> tuple[str, ...] | None:
@@ -82,32 +96,38 @@ class CaseFile(pytest.File):
         except InvalidCase as error:
             yield CaseItem.from_parent(self, name=self.path.stem, case=None, error=error)
             return
-        item = CaseItem.from_parent(self, name=case.name, case=case, error=None)
-        registered = {line.split(":")[0].strip() for line in self.config.getini("markers")}
-        for tag in case.tags:
-            marker = tag_marker(tag, self.config.stash[_RESERVED])
-            if marker not in registered:  # tags are data, not typos: register them so pytest does not warn
-                self.config.addinivalue_line("markers", f"{marker}: harness case tag")
-            item.add_marker(marker)
-        if known_failure_applies(case):  # XFAIL while it fails, XPASS once fixed
-            item.add_marker(pytest.mark.xfail(reason=case.known_failure["reason"], raises=CaseFailure, strict=False))
-        yield item
+        names = self.config.stash[_RUN_TARGETS]
+        for target in names:
+            name = case.name if len(names) == 1 else f"{case.name}[{target}]"
+            item = CaseItem.from_parent(self, name=name, case=case, error=None, target=target)
+            registered = {line.split(":")[0].strip() for line in self.config.getini("markers")}
+            for tag in case.tags:
+                marker = tag_marker(tag, self.config.stash[_RESERVED])
+                if marker not in registered:  # tags are data, not typos: register them so pytest does not warn
+                    self.config.addinivalue_line("markers", f"{marker}: harness case tag")
+                item.add_marker(marker)
+            if known_failure_applies(case, target):  # XFAIL while it fails, XPASS once fixed
+                item.add_marker(pytest.mark.xfail(reason=case.known_failure["reason"], raises=CaseFailure, strict=False))
+            yield item
 
 
 class CaseItem(pytest.Item):
-    def __init__(self, *, case, error, **kwargs):
+    def __init__(self, *, case, error, target=targets.DEFAULT_TARGET, **kwargs):
         super().__init__(**kwargs)
         self.case = case
         self.error = error
+        self.target = target
 
     def runtest(self):
         if self.error is not None:
             result = invalid_result(self.error, self.name)
         else:
-            result = run_case(self.case, keras_flavor(), self.config.stash[_RUN_MODES])
+            result = run_case(self.case, None, self.config.stash[_RUN_MODES], targets.get(self.target))
         self.user_properties.append(("harness_outcome", result.outcome))
         if result.outcome == "skipped":
             pytest.skip(result.message)
+        if result.outcome == "xfailed":  # a known defect (of the case, or of this target: harness/known_defects.py)
+            pytest.xfail(result.message)
         if result.outcome not in ("passed", "xpassed"):  # an xfailed case raises; its xfail marker reports it
             raise CaseFailure(result)
 
@@ -127,6 +147,7 @@ def _registered_marks(config) -> frozenset:
 
 def pytest_configure(config):
     config.stash[_RUN_MODES] = _parse_run_modes(config)  # a bad value stops the run before collection, naming the word
+    config.stash[_RUN_TARGETS] = _parse_run_targets(config)
     config.stash[_RESERVED] = PYTEST_MARKS | _registered_marks(config)
     try:
         limits.configure(dict(limits.parse_assignment(text) for text in config.getoption("--harness-limit")))

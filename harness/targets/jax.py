@@ -1,8 +1,9 @@
 """Keras 3 on JAX (the `jax` target): modes eager (the layer called directly; JAX traces each op) and jit
 (`jax.jit` of `layer.stateless_call`, the way Keras's own fit/predict run it: variables go in and the
 updated non-trainable ones, a stateful layer's states among them, come back and are carried to the next
-call). Runs in its own worker process with `jax_enable_x64` set before JAX is imported, so a float64
-case computes in float64 instead of being silently downcast (JAX's default)."""
+call). Runs in a worker process of its own, as JAX runs by default; float64 cases run in a second worker
+with `jax_enable_x64` set before JAX is imported, so that they compute in float64 instead of being
+silently downcast (JAX's default), without changing what the other cases see."""
 
 from __future__ import annotations
 
@@ -51,5 +52,6 @@ class KerasOnJax(KerasBackend):
         prepared.state["trainable"] = [v.value for v in layer.trainable_variables]
         prepared.state["non_trainable"] = [v.value for v in layer.non_trainable_variables]
 
-    def supports(self, case: Case) -> str | None:
-        return None
+    def variant(self, case: Case) -> str | None:
+        """Which worker runs the case: "x64" (float64 enabled before JAX's import) for float64 cases."""
+        return "x64" if case.dtype == "float64" else None

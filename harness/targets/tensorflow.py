@@ -17,7 +17,7 @@ import numpy as np
 from harness import precision, versions
 from harness.case import Case
 from harness.errors import SystemFailure
-from harness.modes import MODES
+from harness.modes import DEFAULT_MODES, MODES
 from harness.targets.base import SystemRun
 
 LABEL = "Keras"
@@ -86,6 +86,7 @@ class KerasOnTensorFlow:
     name = "tensorflow"
     label = LABEL
     modes = MODES
+    default_modes = DEFAULT_MODES  # a case's `execution:` or the run's --mode choose among these
 
     def environment(self) -> dict:
         installed = versions.installed_versions()

@@ -58,18 +58,24 @@ class InWorker:
     def supports(self, case: Case) -> str | None:
         return self.local.supports(case)
 
-    def _pool(self) -> ProcessPoolExecutor:
-        if self.name not in _POOLS:
-            _POOLS[self.name] = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                                    initializer=_start, initargs=(self.local.backend, self.hook))
-        return _POOLS[self.name]
+    def _pool(self, case: Case) -> tuple[str, ProcessPoolExecutor]:
+        """The worker for this case: the adapter may ask for a variant (JAX: float64 cases in a worker
+        with x64 enabled, the others in one as users run JAX by default)."""
+        variant = self.local.variant(case) if hasattr(self.local, "variant") else None
+        key = f"{self.name}:{variant}" if variant else self.name
+        if key not in _POOLS:
+            hook = self.hook if variant else None
+            _POOLS[key] = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                              initializer=_start, initargs=(self.local.backend, hook))
+        return key, _POOLS[key]
 
     def run_all(self, case: Case, modes: tuple[str, ...]) -> dict:
         """Prepare and run every mode in the worker; raises SystemFailure when the layer cannot be built."""
+        key, pool = self._pool(case)
         try:
-            results = self._pool().submit(_run, self.adapter, case, modes).result()
+            results = pool.submit(_run, self.adapter, case, modes).result()
         except BrokenProcessPool as exc:
-            _POOLS.pop(self.name, None)
+            _POOLS.pop(key, None)
             raise SystemFailure("running in its worker process (the process died)", exc, self.label) from exc
         if "prepare" in results:
             raise results["prepare"]
