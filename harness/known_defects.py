@@ -99,6 +99,15 @@ DEFECTS: tuple[KnownDefect, ...] = (
     KnownDefect("cases/targets/keras-jax-stateful-jit-state-not-carried.yaml",
                 "stateful layers on JAX do not carry their states between jitted stateless calls",
                 lambda doc: doc_stateful(doc) and len(doc.get("calls", [doc])) > 1, targets=("jax",)),
+    KnownDefect("cases/targets/keras-torch-stateful-mixed-precision-state-lost.yaml",
+                "stateful layers on PyTorch under mixed_float16 do not carry their states between calls",
+                lambda doc: doc_stateful(doc) and str(doc.get("dtype")).startswith("mixed_"), targets=("torch",)),
+    KnownDefect("cases/targets/keras-float64-computed-in-float32-jax-torch.yaml",
+                "float64 layers compute in float32 on Keras 3's JAX and PyTorch backends (result_type)",
+                lambda doc: doc.get("dtype") == "float64", targets=("jax", "torch")),
+    KnownDefect("cases/targets/keras-torch-nan-through-hard-shrink.yaml",
+                "hard_shrink and soft_shrink send NaN to NaN on PyTorch, to 0 on TensorFlow and JAX",
+                lambda doc: _uses(doc, "hard_shrink") or _uses(doc, "soft_shrink"), targets=("torch",)),
 )
 
 
