@@ -272,7 +272,8 @@ def cmd_record(args) -> int:
 
     try:
         manifest = record(args.paths or [DEFAULT_CASE_DIR], Path(args.out), args.mode,
-                          warn=lambda text: print(f"harness record: {text}", file=sys.stderr))
+                          warn=lambda text: print(f"harness record: {text}", file=sys.stderr),
+                          target=(args.target or (targets.DEFAULT_TARGET,))[0])
     except RecordingError as exc:
         print(f"harness record: {exc}", file=sys.stderr)
         return 2
@@ -298,13 +299,15 @@ def cmd_compare(args) -> int:
             return 2
     try:
         recording = open_recording(Path(args.recording))
-        comparison = compare(recording, args.paths or [DEFAULT_CASE_DIR], args.mode)
+        comparison = compare(recording, args.paths or [DEFAULT_CASE_DIR], args.mode,
+                             (args.target or (None,))[0])
     except RecordingError as exc:
         print(f"harness compare: {exc}", file=sys.stderr)
         return 2
     old, new = comparison.old, comparison.new
-    console.print(f"recorded: TensorFlow {old.get('tensorflow')}, Keras {old.get('keras')} ({old.get('keras_flavor')}); "
-                  f"now: TensorFlow {new.get('tensorflow')}, Keras {new.get('keras')} ({new.get('keras_flavor')})")
+    console.print(f"recorded: TensorFlow {old.get('tensorflow')}, Keras {old.get('keras')} ({old.get('keras_flavor')}), "
+                  f"target {old.get('target', 'tensorflow')}; now: TensorFlow {new.get('tensorflow')}, Keras "
+                  f"{new.get('keras')} ({new.get('keras_flavor')}), target {new.get('target')}")
     for change in sorted(comparison.changes, key=lambda c: KINDS.index(c.kind)):
         if change.kind == BEYOND:
             console.print(f"[red]{change.kind.upper()}[/] {change.name}: {change.detail}; {change.cause}")
@@ -377,10 +380,15 @@ class _Targets(argparse.Action):
 
 
 def _add_target_option(command: argparse.ArgumentParser, several: bool = True) -> None:
-    command.add_argument("--target", type=_targets_argument, action=_Targets if several else "store",
-                         default=None, metavar="NAMES",
-                         help=f"systems under test: {', '.join(targets.NAMES)}, or all (every installed one); "
-                              f"repeatable or a comma list (default: {targets.DEFAULT_TARGET})")
+    if several:
+        command.add_argument("--target", type=_targets_argument, action=_Targets, default=None, metavar="NAMES",
+                             help=f"systems under test: {', '.join(targets.NAMES)}, or all (every installed one); "
+                                  f"repeatable or a comma list (default: {targets.DEFAULT_TARGET})")
+    else:
+        command.add_argument("--target", type=_targets_argument, default=None, metavar="NAME",
+                             help=f"the system under test whose outputs are recorded or compared: "
+                                  f"{', '.join(targets.NAMES)} (default: {targets.DEFAULT_TARGET}; compare: the "
+                                  "recording's own)")
 
 
 def _add_mode_option(command: argparse.ArgumentParser, recorded: bool = False) -> None:
@@ -448,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     record_cmd.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
     record_cmd.add_argument("--out", required=True, metavar="DIR", help="folder for the recording")
     _add_mode_option(record_cmd, recorded=True)
+    _add_target_option(record_cmd, several=False)
     record_cmd.set_defaults(func=cmd_record)
 
     compare_cmd = sub.add_parser("compare", help="compare the installed Keras against a recording")
@@ -455,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare_cmd.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
     compare_cmd.add_argument("--report-json", metavar="FILE")
     _add_mode_option(compare_cmd, recorded=True)
+    _add_target_option(compare_cmd, several=False)
     compare_cmd.add_argument("--markdown", metavar="FILE", help="write a Markdown report (for a pull-request comment)")
     compare_cmd.add_argument("-v", "--verbose", action="store_true", help="also list bit-identical cases")
     compare_cmd.set_defaults(func=cmd_compare)

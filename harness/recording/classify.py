@@ -17,7 +17,7 @@ from harness.precision import compute_dtype, finfo
 from harness.recording.store import Recording, environment, file_sha256
 from harness.reference_runner import reference_outputs, run_reference
 from harness.runner import run_case
-from harness.versions import keras_flavor
+from harness import targets
 
 IDENTICAL = "bit-identical"
 WITHIN = "changed within tolerance"
@@ -92,11 +92,15 @@ def _cause(case: Case, old_ok: bool, new_ok: bool, old_flavor: str, new_flavor: 
     return "neither version agrees with the reference" + (f"; {semantic}" if semantic else "")
 
 
-def compare(recording: Recording, paths: list, modes: tuple[str, ...] | None = None) -> Comparison:
-    """Classify every case against the recording."""
-    comparison = Comparison(recording.environment, environment())
+def compare(recording: Recording, paths: list, modes: tuple[str, ...] | None = None,
+            target: str | None = None) -> Comparison:
+    """Classify every case against the recording, on the target it was recorded on (or `target`: compare
+    one system under test with another's recording, e.g. JAX against TensorFlow)."""
+    target = target or recording.environment.get("target", targets.DEFAULT_TARGET)
+    system = targets.get(target)
+    comparison = Comparison(recording.environment, environment(target))
     recorded = recording.manifest["cases"]
-    old_flavor, new_flavor = recording.environment.get("keras_flavor", "keras3"), keras_flavor()
+    old_flavor, new_flavor = recording.environment.get("keras_flavor", "keras3"), system.semantics()
     seen = set()
     for entry in load_corpus(paths):
         name = entry.name
@@ -112,7 +116,7 @@ def compare(recording: Recording, paths: list, modes: tuple[str, ...] | None = N
             comparison.changes.append(CaseChange(name, NOT_COMPARABLE, "invalid case file"))
             continue
         old = recording.outputs(name)
-        result = run_case(entry.case, modes=modes)
+        result = run_case(entry.case, modes=modes, system=system)
         new = result.system_outputs
         if item.get("mode") and result.modes and item["mode"] != result.modes[0]:
             comparison.changes.append(CaseChange(name, NOT_COMPARABLE, f"recorded in {item['mode']} mode, "

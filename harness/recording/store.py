@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import __version__, limits
+from harness import __version__, limits, targets
 from harness.discovery import load_corpus
 from harness.errors import HarnessError
 from harness.runner import run_case
@@ -44,11 +44,14 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def environment() -> dict:
+def environment(target: str = targets.DEFAULT_TARGET) -> dict:
+    """Versions of everything that shapes the outputs, and the system under test that produced them."""
     versions = installed_versions()
+    system = targets.get(target)
     return {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
             "tensorflow": versions.get("tensorflow"), "keras": versions.get("keras"), "numpy": versions.get("numpy"),
-            "backend": "tensorflow", "keras_flavor": keras_flavor(), "harness": __version__}
+            "backend": "tensorflow", "keras_flavor": keras_flavor(), "harness": __version__,
+            **system.environment(), "target": target}
 
 
 def _npz_bytes(outputs: list[dict]) -> bytes:
@@ -59,7 +62,8 @@ def _npz_bytes(outputs: list[dict]) -> bytes:
     return buffer.getvalue()
 
 
-def record(paths: list, out: Path, modes: tuple[str, ...] | None = None, warn=None) -> dict:
+def record(paths: list, out: Path, modes: tuple[str, ...] | None = None, warn=None,
+           target: str = targets.DEFAULT_TARGET) -> dict:
     """Run every case on the installed Keras and write the recording; returns the manifest.
 
     The recording is written atomically under a lock (see the storage functions below): a second
@@ -76,7 +80,7 @@ def record(paths: list, out: Path, modes: tuple[str, ...] | None = None, warn=No
                 if entry.case is None:
                     cases[entry.name] = {"path": str(entry.path), "sha256": file_hash, "outcome": "invalid"}
                     continue
-                result = run_case(entry.case, modes=modes)
+                result = run_case(entry.case, modes=modes, system=targets.get(target))
                 item = {"path": str(entry.path), "sha256": file_hash, "outcome": result.outcome, "dtype": entry.case.dtype,
                         "mode": result.modes[0] if result.modes else None}
                 if result.system_outputs is not None:
@@ -85,7 +89,7 @@ def record(paths: list, out: Path, modes: tuple[str, ...] | None = None, warn=No
                 cases[entry.case.name] = item
             manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
                         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                        "environment": environment(), "cases": cases}
+                        "environment": environment(target), "cases": cases}
             if previous is not None and warn:
                 env = previous.environment
                 warn(f"replacing the recording in {out} ({len(previous.manifest['cases'])} cases, recorded "
