@@ -66,3 +66,15 @@ def test_cli_target_option(capsys):
     with pytest.raises(SystemExit):
         main(["run", str(SEED), "--target", "nosuch"])
     assert "unknown target 'nosuch'" in capsys.readouterr().err
+
+
+def test_a_keras_backend_in_the_users_shell_does_not_break_the_default_run(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    done = subprocess.run([sys.executable, "-m", "harness", "run", str(SEED)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "PASSED" in done.stdout

@@ -9,6 +9,7 @@ SystemFailure carrying Keras's message. TensorFlow is imported on first use only
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -25,10 +26,18 @@ BUILD_STAGE = "building the layer and setting the weights"
 
 
 def import_keras():
-    """The `keras` module, importing TensorFlow's Keras on first use (seconds: only paid when running)."""
+    """The `keras` module on its TensorFlow backend, imported on first use (seconds: only paid when running).
+    A KERAS_BACKEND in the user's shell does not apply to this target (the other backends are targets of
+    their own); a Keras already imported on another backend in this process is refused, clearly."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = "tensorflow"
     import keras  # noqa: PLC0415
 
+    backend = keras.backend.backend() if hasattr(keras, "backend") and hasattr(keras.backend, "backend") else "tensorflow"
+    if backend != "tensorflow":
+        raise RuntimeError(f"Keras was imported on the {backend} backend before the tensorflow target ran: use "
+                           f"--target {backend} for that backend")
     return keras
 
 
@@ -100,7 +109,10 @@ class KerasOnTensorFlow:
         return None
 
     def prepare(self, case: Case) -> Prepared:
-        keras = import_keras()
+        try:
+            keras = import_keras()
+        except Exception as exc:  # noqa: BLE001
+            raise SystemFailure("importing Keras", exc, LABEL) from exc
         arguments = _call_arguments(case)
         first = case.calls[0].input
         try:
