@@ -108,6 +108,18 @@ DEFECTS: tuple[KnownDefect, ...] = (
     KnownDefect("cases/targets/keras-torch-nan-through-hard-shrink.yaml",
                 "hard_shrink and soft_shrink send NaN to NaN on PyTorch, to 0 on TensorFlow and JAX",
                 lambda doc: _uses(doc, "hard_shrink") or _uses(doc, "soft_shrink"), targets=("torch",)),
+    KnownDefect("cases/targets/keras-jax-unroll-zero-output-for-mask-ignored.yaml",
+                "Keras on JAX ignores zero_output_for_mask in its unrolled loop (Bidirectional forces it)",
+                lambda doc: _masked(doc) and any(c.get("unroll") and c.get("zero_output_for_mask")
+                                                 for _, c in layer_configs(doc)), targets=("jax",)),
+    KnownDefect("cases/targets/keras-torch-unroll-with-mask-raises.yaml",
+                "unrolled go_backwards layers with a mask raise AttributeError on Keras's PyTorch backend",
+                lambda doc: _masked(doc) and any(c.get("unroll") and c.get("go_backwards")
+                                                 for _, c in layer_configs(doc)), targets=("torch",)),
+    KnownDefect("cases/targets/keras-jax-gru-mixed-precision-jit.yaml",
+                "a GRU under mixed precision fails to jit on JAX (lax.scan carry and step output dtypes differ)",
+                lambda doc: str(doc.get("dtype")).startswith("mixed_") and any(
+                    name == "GRU" for name, _ in layer_configs(doc)), targets=("jax",)),
 )
 
 

@@ -36,7 +36,7 @@ def test_the_odd_target_is_named_and_decides_the_outcome():
 
     result = run_on_targets(load_case(SEED), [targets.get(), Renamed("other", wrong)])
     assert result.outcome == "failed"
-    assert result.message.startswith("other is the odd one out among targets (tensorflow agree with the reference): "
+    assert result.message.startswith("other is the odd one out among targets (tensorflow agrees with the reference): "
                                      "tensorflow: passed; other: failed (mismatch in h")
     assert set(result.to_json()["targets"]) == {"tensorflow", "other"}
     assert "[target other] FAILED seed-linear-gates" in result.details
