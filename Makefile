@@ -22,9 +22,9 @@ MODE ?=
 run: $(STAMP)
 	$(BIN)/harness run cases $(if $(MODE),--mode $(MODE))
 
-# The harness's own tests, then the corpus, with pytest (two workers: one per core).
+# The harness's own tests, then the corpus on every installed target, with pytest (two workers: one per core).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 tests cases
+	$(BIN)/python -m pytest -n 2 tests cases --harness-target all
 
 # Upgrade check across TensorFlow versions: one virtualenv each under .matrix/, report under docs/.
 TF ?= 2.15.1 2.21.0
