@@ -40,6 +40,7 @@ class Case:
     requires: dict = field(default_factory=dict)  # {keras|tensorflow|numpy: specifier}: where the case applies
     execution: tuple[str, ...] | None = None  # the case's own execution modes; None: the run's default
     targets: tuple[str, ...] | None = None  # the systems under test the case runs on; None: any
+    gradients: object | None = None  # a gradients.GradientRequest: the case also checks gradients
 
     @property
     def spec(self) -> LayerSpec:

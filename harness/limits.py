@@ -152,6 +152,9 @@ def document_problems(doc: dict) -> list[Problem]:
     problems = []
     tolerance = doc.get("tolerance", {})
     entries = [("tolerance", tolerance)] + [(f"tolerance.{k}", v) for k, v in tolerance.items() if isinstance(v, dict)]
+    gradients = doc.get("gradients")
+    if isinstance(gradients, dict) and isinstance(gradients.get("tolerance"), dict):
+        entries.append(("gradients.tolerance", gradients["tolerance"]))
     for where, table in entries:
         for key in ("rtol", "atol"):
             if key in table and not _finite(table[key]):

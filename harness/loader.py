@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 
-from harness import layers, limits, modes, random_arrays, schema
+from harness import gradients, layers, limits, modes, random_arrays, schema
 from harness.case import Call, Case
 from harness.documents import field_line, read_document
 from harness.errors import InvalidCase, Problem
@@ -342,6 +342,10 @@ def _build(doc: dict, path: Path) -> Case:
         problems.extend(limits.case_problems([call.input.shape for call in calls], width,
                                              sum(w.size for w in weights.values())))
 
+    request = None
+    if "gradients" in doc and calls and weights:
+        request = gradients.load(doc["gradients"], spec, config, calls, list(weights), arrays, field_name)
+
     tolerance = doc.get("tolerance", {})
     for name in spec.output_names():
         if name in tolerance and name not in compared:
@@ -356,7 +360,7 @@ def _build(doc: dict, path: Path) -> Case:
         description=doc.get("description", ""), tags=tuple(doc.get("tags", ())), tolerance=tolerance,
         known_failure=doc.get("known_failure"), requires=doc.get("requires", {}),
         execution=modes.from_document(doc.get("execution")),
-        targets=tuple(doc["targets"]) if "targets" in doc else None,
+        targets=tuple(doc["targets"]) if "targets" in doc else None, gradients=request,
     )
 
 

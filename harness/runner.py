@@ -7,7 +7,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import limits, report, targets
+from harness import gradients, limits, report, targets
 from harness.case import Case
 from harness.compare import OutputDiff
 from harness.errors import InvalidCase, LoadCrash, NotApplicable, SystemFailure, Unsupported
@@ -116,16 +116,39 @@ def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnd
         for number, diff in compare_case(case, run.outputs, reference_calls, noise, run.dtypes, system.label):
             diff.mode = mode
             diffs.append((number, diff))
+    gradient_note = None
+    if case.gradients is not None:
+        gradient_note = _gradient_diffs(case, flavor, system, tuple(ran), diffs, errors)
     spread = report.mode_spread({mode: run.outputs for mode, run in ran.items()})
     failed = any(not d.passed for _, d in diffs)
     outcome = "failed" if failed else "keras-error" if errors else "passed"
     message = report.summary_line(case, diffs, modes, errors)
     details = report.case_report(case, diffs, flavor, modes, errors, spread, system.label)
+    if gradient_note:
+        message, details = f"{message}; {gradient_note}", f"{details}\n  {gradient_note}"
     primary = runs[modes[0]]
     result = CaseResult(case.name, shown, outcome, message, details, diffs, time.perf_counter() - started,
                         primary.outputs if isinstance(primary, SystemRun) else None, modes,
                         {mode: str(error) for mode, error in errors.items()})
     return apply_known_failure(case, result, system.name)
+
+
+def _gradient_diffs(case: Case, flavor: str, system: SystemUnderTest, modes: tuple[str, ...], diffs: list,
+                    errors: dict) -> str | None:
+    """Add the gradient comparisons of every mode to `diffs` (a mode whose differentiation raises goes to
+    `errors`); returns a note when this system cannot give gradients (said, never silently skipped)."""
+    differentiate = getattr(system, "gradients", None)
+    if differentiate is None:
+        return f"gradients not checked: the {system.name} target does not compute them"
+    reference = gradients.reference_gradients(case, flavor)
+    for mode in modes:
+        try:
+            found = differentiate(case, mode)
+        except SystemFailure as failure:
+            errors[mode] = failure
+            continue
+        diffs.extend(gradients.compare(case, found, reference, system.label, mode))
+    return None
 
 
 def _not_for(case: Case, system: SystemUnderTest) -> str | None:

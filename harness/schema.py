@@ -126,6 +126,19 @@ def assemble() -> dict:
             "mask": _MASK,
             "expected": {"type": "object", "description": "Hand-computed values: a third oracle."},
             "tolerance": {"type": "object", "description": "rtol/atol for every output, and/or per output."},
+            "gradients": {
+                "type": "object", "additionalProperties": False,
+                "description": "Also check gradients: the loss is the sum over outputs of sum(cotangent * output).",
+                "properties": {
+                    "cotangents": {"type": "object", "description": "Per compared output (default: seeded random).",
+                                   "additionalProperties": {"$ref": "#/definitions/array"}},
+                    "wrt": {"type": "array", "minItems": 1, "uniqueItems": True,
+                            "description": "Weight names, input, initial_state (default: every one the case has).",
+                            "items": {"type": "string"}},
+                    "expected": {"type": "object", "description": "Hand values: kernel, input, initial_state.h, ...",
+                                 "additionalProperties": {"$ref": "#/definitions/numbers"}},
+                    "tolerance": {"type": "object", "additionalProperties": False, "minProperties": 1,
+                                  "properties": _PAIR}}},
             "known_failure": {
                 "type": "object", "additionalProperties": False, "required": ["reason"],
                 "description": "A known defect of the installed Keras/TensorFlow: a failure is reported as 'xfailed' "

@@ -123,6 +123,11 @@ class LayerSpec:
 
     def axes(self, output: str) -> str:
         """The axes of an output, for report tables: "batch, step, unit" or "batch, unit"."""
+        if output.startswith("grad."):  # a gradient has its variable's axes
+            name = output.removeprefix("grad.")
+            if name == "input":
+                return "batch, step, feature"
+            return "batch, unit" if name.startswith("initial_state") else "row, column" if "kernel" in name else "index"
         return "batch, step, unit" if output.endswith("sequences") else "batch, unit"
 
     def expected_fallback(self, name: str, expected: dict, config: dict) -> np.ndarray | None:
@@ -183,7 +188,7 @@ class LayerSpec:
         """Weight name -> the Keras variable that holds it."""
         raise NotImplementedError
 
-    def keras_outputs(self, raw, config: dict) -> dict[str, np.ndarray]:
+    def keras_outputs(self, raw, config: dict, convert=np.asarray) -> dict[str, np.ndarray]:
         """What the Keras call returned -> output name -> array (in Keras's dtype)."""
         raise NotImplementedError
 

@@ -294,8 +294,8 @@ class BidirectionalSpec(LayerSpec):
                           for name, variable in self.inner[type(inner).__name__].keras_variables(inner).items()})
         return found
 
-    def keras_outputs(self, raw, config: dict) -> dict[str, np.ndarray]:
-        parts = [np.asarray(p) for p in (raw if isinstance(raw, (list, tuple)) else [raw])]
+    def keras_outputs(self, raw, config: dict, convert=np.asarray) -> dict[str, np.ndarray]:
+        parts = [convert(p) for p in (raw if isinstance(raw, (list, tuple)) else [raw])]
         names = self.outputs(config)
         return dict(zip(names, parts, strict=True))
 

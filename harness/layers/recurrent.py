@@ -296,8 +296,8 @@ class RecurrentSpec(LayerSpec):
             found["bias"] = cell.bias
         return found
 
-    def keras_outputs(self, raw, config: dict) -> dict[str, np.ndarray]:
-        parts = [np.asarray(p) for p in (raw if isinstance(raw, (list, tuple)) else [raw])]
+    def keras_outputs(self, raw, config: dict, convert=np.asarray) -> dict[str, np.ndarray]:
+        parts = [convert(p) for p in (raw if isinstance(raw, (list, tuple)) else [raw])]
         first = parts[0]
         return_sequences = config.get("return_sequences", False)
         outputs = {}

@@ -108,6 +108,10 @@ class KerasOnTensorFlow:
     def supports(self, case: Case) -> str | None:
         return None
 
+    def gradients(self, case: Case, mode: str) -> list[dict[str, np.ndarray]]:
+        """Per call: gradient name -> values (see `gradients` below)."""
+        return gradients(self, case, mode)
+
     def prepare(self, case: Case) -> Prepared:
         try:
             keras = import_keras()
@@ -148,3 +152,51 @@ class KerasOnTensorFlow:
             except Exception as exc:  # noqa: BLE001
                 raise SystemFailure(f"{stage} ({mode} mode)", exc, LABEL) from exc
         return SystemRun.from_native([case.spec.keras_outputs(raw, case.config) for raw in raw_outputs])
+
+
+def gradients(system: KerasOnTensorFlow, case: Case, mode: str) -> list[dict[str, np.ndarray]]:
+    """Per call: gradient name -> float64 values, from tf.GradientTape (eager) or the same tape inside a
+    tf.function (graph, xla). The weights are the layer's variables; the input and initial states are
+    watched tensors. Raises SystemFailure."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    from harness.gradients import INITIAL_STATE, INPUT  # noqa: PLC0415
+
+    prepared = system.prepare(case)
+    layer, request = prepared.layer, case.gradients
+    variables = case.spec.keras_variables(layer)
+    wanted = [name for name in request.wrt if name in variables]
+
+    def one_call(x, kwargs, cotangents):
+        states = kwargs.get("initial_state") or []
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            for state in states:
+                tape.watch(state)
+            outputs = case.spec.keras_outputs(layer(x, **kwargs), case.config, convert=lambda p: p)
+            loss = tf.add_n([tf.reduce_sum(tf.cast(outputs[name], tf.float64) * tf.constant(cotangent, tf.float64))
+                             for name, cotangent in cotangents.items()])
+        return tape.gradient(loss, [variables[name] for name in wanted] + [x] + list(states))
+
+    run = one_call if mode == "eager" else tf.function(one_call, jit_compile=mode == "xla", reduce_retracing=False)
+    if case.stateful:
+        layer.reset_states()
+    results = []
+    for number, (reset, x, kwargs) in enumerate(prepared.arguments):
+        try:
+            if reset:
+                layer.reset_states()
+            grads = run(x, kwargs, request.cotangents[number])
+        except Exception as exc:  # noqa: BLE001
+            raise SystemFailure(f"differentiating call {number + 1} ({mode} mode)", exc, LABEL) from exc
+        found = {}
+        names = wanted + [INPUT] + [f"{INITIAL_STATE}.{n}" for n in (case.calls[number].initial_state or {})]
+        for name, grad in zip(names, grads):
+            if name == INPUT and INPUT not in request.wrt:
+                continue
+            if name.startswith(INITIAL_STATE) and INITIAL_STATE not in request.wrt:
+                continue
+            found[name] = (np.zeros(variables[name].shape) if grad is None and name in variables
+                           else np.asarray(grad if grad is not None else 0.0, dtype=np.float64))
+        results.append(found)
+    return results

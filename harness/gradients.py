@@ -1,0 +1,160 @@
+"""Gradient checks: the case field `gradients:`, the reference's hand-written backprop through time, and the
+comparison of a system's gradients with it.
+
+    gradients:
+      cotangents: {sequences: ..., h: ...}   # per compared output; default: seeded random of its shape
+      wrt: [kernel, recurrent_kernel, bias, input, initial_state]   # default: every one the case has
+      expected: {kernel: ..., input: ..., initial_state.h: ...}     # optional hand values
+      tolerance: {rtol: ..., atol: ...}     # optional, for the gradients only
+
+The loss of a call is the sum over its outputs of sum(cotangent * output); each gradient is compared like
+an output named `grad.<name>`. A stateful case's calls are differentiated one by one (the state carried
+into a call is a constant of that call, as in training with a stateful layer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness import precision, random_arrays
+from harness.errors import Problem
+
+INPUT, INITIAL_STATE = "input", "initial_state"
+COTANGENT_SEED = 7919  # default cotangents: seeded normal draws, one seed per call and output
+
+
+@dataclass(frozen=True)
+class GradientRequest:
+    wrt: tuple[str, ...]
+    cotangents: list[dict[str, np.ndarray]]  # per call: output name -> array of its shape
+    expected: dict[str, np.ndarray] = field(default_factory=dict)  # first call: gradient name -> hand value
+    tolerance: dict = field(default_factory=dict)
+
+    def names(self, case) -> list[str]:
+        """The gradient names compared: weights, `input`, `initial_state.<state>`."""
+        found = []
+        for entry in self.wrt:
+            if entry == INITIAL_STATE:
+                found += [f"{INITIAL_STATE}.{name}" for name in case.spec.states(case.config, 1)]
+            else:
+                found.append(entry)
+        return found
+
+
+def load(raw: dict, spec, config: dict, calls: list, weight_names: list[str], arrays, field_name) -> GradientRequest | None:
+    """Build the request from the case file's `gradients:`; `arrays` (the loader's) turns arrays into numpy
+    and collects problems, `field_name` spells a field path. None when a problem was found."""
+    problems = arrays.problems
+    problems_before = len(problems)
+    numbers = arrays.numbers
+    have_state = all(call.initial_state is not None for call in calls)
+    possible = list(weight_names) + [INPUT] + ([INITIAL_STATE] if have_state else [])
+    wrt = tuple(raw.get("wrt", possible))
+    for k, entry in enumerate(wrt):
+        if entry not in possible:
+            hint = ("give `initial_state:` to differentiate with respect to it" if entry == INITIAL_STATE else None)
+            problems.append(Problem(field_name(["gradients", "wrt", k]), "nothing to differentiate with respect to",
+                                    expected=f"one of: {', '.join(possible)}", found=repr(entry), hint=hint))
+    outputs = spec.outputs(config)
+    given = raw.get("cotangents", {})
+    for name in given:
+        if name not in outputs:
+            problems.append(Problem(field_name(["gradients", "cotangents", name]), f"this config does not return `{name}`",
+                                    expected=f"cotangents for: {', '.join(outputs)}"))
+    if given and len(calls) > 1 and any(not isinstance(v, dict) for v in given.values()):
+        problems.append(Problem(field_name(["gradients", "cotangents"]), "literal cotangents need a single call",
+                                hint="use `random:` cotangents (drawn per call) with `calls:`"))
+    cotangents = []
+    for number, call in enumerate(calls):
+        batch, steps = call.input.shape[:2]
+        per_call = {}
+        for k, name in enumerate(outputs):
+            shape = spec.output_spec(name, config, batch, steps)
+            if name in given:
+                value = given[name]
+                if isinstance(value, dict):
+                    spec_ = dict(value["random"])
+                    spec_["seed"] = spec_["seed"] + number
+                    value = {"random": spec_}
+                per_call[name] = numbers(value, ["gradients", "cotangents", name], shape.shape, shape.why)
+            elif not given:
+                per_call[name] = random_arrays.generate({"seed": COTANGENT_SEED + 100 * number + k}, shape.shape)
+        cotangents.append(per_call)
+    expected = {}
+    names = GradientRequest(wrt, cotangents).names(_Shapes(spec, config))
+    for name, value in raw.get("expected", {}).items():
+        if name not in names:
+            problems.append(Problem(field_name(["gradients", "expected", name]), "not a gradient this case computes",
+                                    expected=f"one of: {', '.join(names)}"))
+            continue
+        expected[name] = numbers(value, ["gradients", "expected", name])
+    if len(problems) > problems_before:
+        return None
+    return GradientRequest(wrt, cotangents, expected, raw.get("tolerance", {}))
+
+
+@dataclass
+class _Shapes:
+    spec: object
+    config: dict
+
+
+def reference_gradients(case, flavor: str) -> list[dict[str, np.ndarray]]:
+    """Per call: gradient name -> the reference's float64 gradient, from the layer spec's backward pass."""
+    spec, request = case.spec, case.gradients
+    weights = {name: precision.weight_as_computed(values, case.dtype) for name, values in case.weights.items()}
+    batch = case.calls[0].input.shape[0]
+    zeros = {name: np.zeros(s.shape) for name, s in spec.states(case.config, batch).items()}
+    states, results = dict(zeros), []
+    for number, call in enumerate(case.calls):
+        if call.reset_states or not case.stateful:
+            states = dict(zeros)
+        if call.initial_state is not None:
+            states = {name: precision.input_as_computed(s, case.dtype) for name, s in call.initial_state.items()}
+        x = precision.input_as_computed(call.input, case.dtype)
+        grads = spec.backward(weights, case.config, flavor, x, states, call.mask, request.cotangents[number])
+        found = {name: grads.weights[name] for name in request.wrt if name in grads.weights}
+        if INPUT in request.wrt:
+            found[INPUT] = grads.input
+        if INITIAL_STATE in request.wrt:
+            found.update({f"{INITIAL_STATE}.{name}": value for name, value in grads.initial_state.items()})
+        results.append(found)
+        states = spec.forward(weights, case.config, flavor, x, states, call.mask).states
+    return results
+
+
+# The backward pass runs about twice the forward's operations per step and accumulates the weight gradients
+# over every step and batch row: its default bound is the forward's (per dtype, x sqrt(steps)) times this.
+GRADIENT_SLACK = 8.0
+
+
+def compare(case, system_calls: list[dict], reference_calls: list[dict], label: str, mode: str) -> list:
+    """(call, OutputDiff) for every gradient of every call, named `grad.<name>`."""
+    from harness.compare import diff_output  # noqa: PLC0415
+    from harness.tolerances import Tolerance, resolve  # noqa: PLC0415
+
+    request = case.gradients
+    diffs = []
+    for number, (system, reference) in enumerate(zip(system_calls, reference_calls, strict=True), start=1):
+        steps = case.calls[number - 1].input.shape[1]
+        for name, ref in reference.items():
+            tolerance = resolve(request.tolerance, case.dtype, f"grad.{name}", steps)
+            if not request.tolerance:
+                tolerance = Tolerance(tolerance.rtol * GRADIENT_SLACK, tolerance.atol * GRADIENT_SLACK,
+                                      f"{tolerance.source} x {GRADIENT_SLACK:g} for a gradient")
+            expected = request.expected.get(name) if number == 1 else None
+            got = system.get(name)
+            if got is None:
+                from harness.compare import OutputDiff, two_way  # noqa: PLC0415
+
+                diff = OutputDiff(output=f"grad.{name}", tolerance=tolerance, total=int(ref.size), label=label,
+                                  structure_problem=f"{label} returned no gradient for `{name}`", verdict=two_way(label))
+            else:
+                diff = diff_output(f"grad.{name}", np.asarray(got, dtype=np.float64).reshape(ref.shape)
+                                   if np.size(got) == ref.size else np.asarray(got, dtype=np.float64),
+                                   ref, expected, tolerance, None, label)
+            diff.mode = mode
+            diffs.append((number, diff))
+    return diffs
