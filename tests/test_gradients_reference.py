@@ -158,3 +158,57 @@ def _bidirectional_cases():
 def test_bidirectional_backward_matches_finite_differences(config, seed, masked, initial):
     got = check_gradients(BIDIRECTIONAL, config, seed, masked=masked, initial=initial)
     assert all(key.startswith(("forward_", "backward_")) for key in got.trace[0])
+
+
+def test_seed_case_one_step_by_hand():
+    """cases/seed/seed-linear-gates.yaml, linear gates, zero states, x = [1, 0]; cotangent 1 on every unit of h
+    (return_state: h is the final state), none on the others. Forward (the file's description):
+        z = [i 5,2,1 | f 1,1,0 | c 0,2,1 | o 2,1,0];  c = f*0 + i*c~ = [0,4,1];  h = o*c = [0,4,0]
+    Backward, dh = [1,1,1]:
+        do  = dh * c       = [0,4,1]          dc = dh * o  = [2,1,0]         (g linear: g'(c) = 1)
+        di  = dc * c~      = [0,2,0]          df = dc * c_prev = [0,0,0]
+        dc~ = dc * i       = [10,2,0]         dc_prev = dc * f = [2,1,0]
+        dz  = [di | df | dc~ | do] = [0,2,0 | 0,0,0 | 10,2,0 | 0,4,1]     (r linear)
+        d kernel = x^T dz: row 0 = dz, row 1 = 0;   d bias = dz;   d recurrent_kernel = h_prev^T dz = 0
+        dx = dz @ kernel^T: row 0 . dz = 2 + 2 + 4 = 8;   row 1 . dz = 2 + 2 = 4
+        dh_prev = dz @ recurrent_kernel^T:
+            U row 0 [1,0,0 | 1,2,1 | 0,1,2 | 0,1,0] . dz = 0 + 0 + 2 + 4 = 6
+            U row 1 [1,1,0 | 0,2,1 | 0,1,2 | 2,0,0] . dz = 2 + 0 + 2 + 0 = 4
+            U row 2 [1,0,1 | 2,0,1 | 0,1,1 | 0,1,0] . dz = 0 + 0 + 2 + 4 = 6
+    """
+    case = yaml.safe_load((ROOT / "cases/seed/seed-linear-gates.yaml").read_text())
+    weights = {name: np.array(value, dtype=float) for name, value in case["weights"].items()}
+    x = np.array(case["input"], dtype=float)
+    zeros = np.zeros((1, 3))
+    got = LSTM.backward(weights, case["config"], "keras3", x, {"h": zeros, "c": zeros}, None, {"h": np.ones((1, 3))})
+    dz = [0, 2, 0, 0, 0, 0, 10, 2, 0, 0, 4, 1]
+    np.testing.assert_array_equal(got.weights["kernel"], [dz, [0] * 12])
+    np.testing.assert_array_equal(got.weights["bias"], dz)
+    np.testing.assert_array_equal(got.weights["recurrent_kernel"], np.zeros((3, 12)))
+    np.testing.assert_array_equal(got.input, [[[8, 4]]])
+    np.testing.assert_array_equal(got.initial_state["h"], [[6, 4, 6]])
+    np.testing.assert_array_equal(got.initial_state["c"], [[2, 1, 0]])
+    (step,) = got.trace
+    np.testing.assert_array_equal(step["dh"], [[1, 1, 1]])
+    np.testing.assert_array_equal(step["dc"], [[0, 0, 0]])
+    np.testing.assert_array_equal(step["doutput"], [[0, 0, 0]])
+
+
+def test_masked_step_passes_state_cotangent_through():
+    """SimpleRNN, units 1, linear, h = x + h_prev: one masked step between two. L = h_final, so dL/dh0 = 1 and the
+    masked step's input gets no gradient; trace: the cotangent arriving at every step is 1."""
+    weights = {"kernel": np.array([[1.0]]), "recurrent_kernel": np.array([[1.0]])}
+    config = {"units": 1, "activation": None, "use_bias": False, "return_state": True}
+    got = SIMPLE_RNN.backward(weights, config, "keras3", np.array([[[1.0], [2.0], [3.0]]]), {"h": np.zeros((1, 1))},
+                              np.array([[True, False, True]]), {"h": np.ones((1, 1))})
+    np.testing.assert_array_equal(got.input.ravel(), [1, 0, 1])
+    np.testing.assert_array_equal(got.initial_state["h"], [[1]])
+    np.testing.assert_array_equal([step["dh"].item() for step in got.trace], [1, 1, 1])
+    assert set(got.weights) == {"kernel", "recurrent_kernel"}  # no bias entry without use_bias
+
+
+def test_worst_relative_error_is_reported():
+    """Runs last in this file: the worst relative error over the finite-difference cases above (pytest -s)."""
+    if WORST:
+        print(f"\nworst relative error over {len(WORST)} cases: {max(WORST):.3g}")
+        assert max(WORST) <= RTOL
