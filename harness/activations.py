@@ -62,17 +62,49 @@ def _log_softmax(x):
     return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
 
+def _not_elementwise(name):
+    def derivative(x):
+        raise ValueError(f"{name} acts over the units axis: its Jacobian is not diagonal; use Activation.vjp")
+    return derivative
+
+
+def _softmax_vjp(x, y, cotangent):
+    # y = softmax(x): dL/dx = y * (g - sum(g * y)) over the units axis
+    return y * (cotangent - np.sum(cotangent * y, axis=-1, keepdims=True))
+
+
+def _log_softmax_vjp(x, y, cotangent):
+    # y = x - logsumexp(x): dL/dx = g - softmax(x) * sum(g) over the units axis (softmax(x) = exp(y))
+    return cotangent - np.exp(y) * np.sum(cotangent, axis=-1, keepdims=True)
+
+
 @dataclass(frozen=True)
 class Activation:
-    """A reference activation: its Keras name, the formula it implements, and the function."""
+    """A reference activation: its Keras name, the formula it implements, the function, and its derivative
+    (elementwise, dy/dx at x; for softmax and log_softmax, which act over the units axis, `derivative` raises
+    and `vjp` is the way to differentiate)."""
 
     name: str
     formula: str
     fn: Callable[[np.ndarray], np.ndarray]
+    derivative: Callable[[np.ndarray], np.ndarray] | None = None
+    # (x, y, cotangent) -> cotangent of x, for activations whose Jacobian is not diagonal
+    jacobian_vjp: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
             return self.fn(x)
+
+    @property
+    def elementwise(self) -> bool:
+        return self.jacobian_vjp is None
+
+    def vjp(self, x: np.ndarray, y: np.ndarray, cotangent: np.ndarray) -> np.ndarray:
+        """dL/dx given y = self(x) and dL/dy (float64; the units axis is the last one)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.jacobian_vjp is not None:
+                return self.jacobian_vjp(x, y, cotangent)
+            return cotangent * self.derivative(x)
 
 
 _COMMON = {
@@ -120,6 +152,67 @@ _KERAS2_ONLY = {
     **{name: _KERAS3_ONLY[name] for name in ("leaky_relu", "mish", "log_softmax")},
 }
 
+# Derivatives, float64, written by hand (no autodiff library). At a kink the value is the one-sided derivative
+# TensorFlow's gradient kernels give to the op Keras 3 builds on (keras/src/backend/tensorflow/nn.py):
+#   relu (tf.nn.relu): 0 at x = 0; relu6 (tf.nn.relu6): 0 at 0 and at 6; hard_sigmoid (Keras 3: relu6(x + 3) / 6):
+#   0 at -3 and 3; hard_silu: x * hard_sigmoid(x) with that hard_sigmoid; leaky_relu (tf.nn.leaky_relu): 0.2 at 0;
+#   selu (tf.nn.selu, from the output's sign): scale at 0; sparse_sigmoid, soft_shrink, hard_shrink (tf.where on
+#   strict comparisons): 0 at their kinks; hard_tanh (tf.clip_by_value, which passes the gradient at the bounds): 1
+#   at -1 and 1; Keras 2's hard_sigmoid (clip_by_value(0.2 x + 0.5, 0, 1)): 0.2 at -2.5 and 2.5.
+# elu, celu and sparse_plus are continuously differentiable (celu: TF's max + min composition gives 2 at exactly 0;
+# this gives the true derivative, 1). The finite-difference tests stay away from kinks.
+def _sigmoid_derivative(x):
+    s = _sigmoid(x)
+    return s * (1.0 - s)
+
+
+def _gelu_derivative(x):
+    return 0.5 * (1.0 + _erf(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+def _mish_derivative(x):
+    t = np.tanh(_softplus(x))
+    return t + x * (1.0 - t * t) * _sigmoid(x)
+
+
+def _step(condition):
+    return np.where(condition, 1.0, 0.0)
+
+
+_DERIVATIVES = {
+    "linear": lambda x: np.ones_like(x),
+    "tanh": lambda x: 1.0 - np.tanh(x) ** 2,
+    "sigmoid": _sigmoid_derivative,
+    "relu": lambda x: _step(x > 0),
+    "relu6": lambda x: _step((x > 0) & (x < 6)),
+    "elu": lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0.0))),
+    "selu": lambda x: _SELU_SCALE * np.where(x >= 0, 1.0, _SELU_ALPHA * np.exp(np.minimum(x, 0.0))),
+    "softplus": _sigmoid,
+    "softsign": lambda x: 1.0 / (1.0 + np.abs(x)) ** 2,
+    "swish": lambda x: _sigmoid(x) + x * _sigmoid_derivative(x),
+    "gelu": _gelu_derivative,
+    "exponential": np.exp,
+    "softmax": _not_elementwise("softmax"),
+    "log_softmax": _not_elementwise("log_softmax"),
+    "leaky_relu": lambda x: np.where(x > 0, 1.0, 0.2),
+    "celu": lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0.0))),
+    "mish": _mish_derivative,
+    "hard_silu": lambda x: _relu6(x + 3.0) / 6.0 + x * _step((x > -3) & (x < 3)) / 6.0,
+    "hard_tanh": lambda x: _step((x >= -1) & (x <= 1)),
+    "tanh_shrink": lambda x: np.tanh(x) ** 2,
+    "log_sigmoid": lambda x: _sigmoid(-x),
+    "sparse_plus": lambda x: np.where(x <= -1, 0.0, np.where(x >= 1, 1.0, 0.5 * (x + 1.0))),
+    "sparse_sigmoid": lambda x: 0.5 * _step((x > -1) & (x < 1)),
+    "squareplus": lambda x: 0.5 * (1.0 + x / np.sqrt(x * x + 4.0)),
+    "soft_shrink": lambda x: _step((x > 0.5) | (x < -0.5)),
+    "hard_shrink": lambda x: _step(np.abs(x) > 0.5),
+}
+_HARD_SIGMOID_DERIVATIVE = {
+    "keras3": lambda x: _step((x > -3) & (x < 3)) / 6.0,
+    "keras2": lambda x: 0.2 * _step((x >= -2.5) & (x <= 2.5)),
+}
+_JACOBIAN_VJPS = {"softmax": _softmax_vjp, "log_softmax": _log_softmax_vjp}
+
 _ALIASES = {"silu": "swish", "hard_swish": "hard_silu", None: "linear"}
 
 FLAVORS = ("keras3", "keras2")
@@ -156,7 +249,9 @@ def get_activation(name: str | None, flavor: str = "keras3") -> Activation:
             f"(implemented: {', '.join(sorted(supported_names(flavor)))})"
         )
     formula, fn = table[canonical]
-    return Activation(name=canonical, formula=formula, fn=fn)
+    derivative = _HARD_SIGMOID_DERIVATIVE[flavor] if canonical == "hard_sigmoid" else _DERIVATIVES[canonical]
+    return Activation(name=canonical, formula=formula, fn=fn, derivative=derivative,
+                      jacobian_vjp=_JACOBIAN_VJPS.get(canonical))
 
 
 def definition_changes(name: str | None, old_flavor: str, new_flavor: str) -> str | None:

@@ -47,6 +47,18 @@ class ReferenceResult:
     parts: dict[str, "ReferenceResult"] = field(default_factory=dict)
 
 
+@dataclass
+class Gradients:
+    """The reference's backprop through time for one call, float64: the gradients of
+    L = sum over the given outputs of sum(cotangent * output)."""
+
+    weights: dict[str, np.ndarray]  # dL/d each weight, by the forward's weight names and shapes
+    input: np.ndarray  # dL/dx, x's shape
+    initial_state: dict[str, np.ndarray]  # dL/d each initial state, by state name
+    # per processed step (processing order): the cotangents arriving at that step ("dh", "dc", "doutput", ...)
+    trace: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Problem:
     """A config-dependent reason why an output or weight cannot be given (the loader adds the field)."""
@@ -162,6 +174,13 @@ class LayerSpec:
                 rounding: Rounding | None = None) -> ReferenceResult:
         """One layer call in float64. `states` always holds every state (zeros when none was given)."""
         raise NotImplementedError
+
+    def backward(self, weights: dict[str, np.ndarray], config: dict, flavor: str, x: np.ndarray,
+                 states: dict[str, np.ndarray], mask: np.ndarray | None,
+                 cotangents: dict[str, np.ndarray]) -> Gradients:
+        """Backprop through time in float64, by hand (no autodiff library), for forward()'s arguments.
+        `cotangents`: output name -> dL/d that output (its shape); a missing output has zero cotangent."""
+        raise NotImplementedError(f"{self.name}: no backward reference")
 
     def explain(self, config: dict, flavor: str) -> list[str]:
         """The equations and definitions, as `harness explain` prints them above the trace."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.errors import Unsupported
-from harness.layers.base import ArraySpec, LayerSpec, Problem, ReferenceResult
+from harness.layers.base import ArraySpec, Gradients, LayerSpec, Problem, ReferenceResult
 from harness.layers.recurrent import RecurrentSpec
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -254,6 +254,52 @@ class BidirectionalSpec(LayerSpec):
             elif mode == "ave":
                 outputs[kind] = q(q(y + y_rev) / 2)
         return ReferenceResult(outputs=outputs, states=final, parts=parts)
+
+    def backward(self, weights, config, flavor, x, states, mask, cotangents) -> Gradients:
+        """Split the merged output's cotangent between the directions (concat: by columns; sum: both; ave: half
+        each; mul: times the other direction's output), flip the backward direction's sequence cotangent to its
+        processing order, and backprop each wrapped layer; the input gradient is the sum of both."""
+        unknown = sorted(set(cotangents) - set(self.output_names()))
+        if unknown:
+            raise ValueError(f"Bidirectional has no output(s) {', '.join(unknown)}")
+        d = {name: np.asarray(value, dtype=np.float64) for name, value in cotangents.items()}
+        directions = self.directions(config)
+        sequences = self._wrapped(config).get("return_sequences", False)
+        kind = "sequences" if sequences else "output"
+        # the cotangents of y (forward) and y_rev (backward, in input order), as the merge hands them on
+        split = {direction: d.get(f"{direction}_{kind}") for direction in DIRECTIONS}
+        merged = d.get(kind)
+        mode = self.merge_mode(config)
+        if merged is not None and mode is not None:
+            if mode == "concat":
+                units = directions["forward"][1]["units"]
+                parts = {"forward": merged[..., :units], "backward": merged[..., units:]}
+            elif mode == "sum":
+                parts = {"forward": merged, "backward": merged}
+            elif mode == "ave":
+                parts = {"forward": merged / 2, "backward": merged / 2}
+            else:  # mul
+                outputs = self.forward(weights, config, flavor, x, states, mask).outputs
+                parts = {"forward": merged * outputs[f"backward_{kind}"], "backward": merged * outputs[f"forward_{kind}"]}
+            split = {direction: parts[direction] if split[direction] is None else split[direction] + parts[direction]
+                     for direction in DIRECTIONS}
+        d_weights, d_states, traces = {}, {}, {}
+        d_input = np.zeros(np.shape(x))
+        for direction, (spec, inner) in directions.items():
+            own = {name.split(".", 1)[1]: w for name, w in weights.items() if name.startswith(direction + ".")}
+            own_states = {name: states[f"{direction}_{name}"] for name in spec.state_names}
+            inner_d = {name: d[f"{direction}_{name}"] for name in spec.state_names if f"{direction}_{name}" in d}
+            if split[direction] is not None:
+                d_y = split[direction]
+                inner_d[kind] = d_y[:, ::-1, :] if sequences and direction == "backward" else d_y
+            got = spec.backward(own, inner, flavor, x, own_states, mask, inner_d)
+            d_weights.update({f"{direction}.{name}": value for name, value in got.weights.items()})
+            d_states.update({f"{direction}_{name}": value for name, value in got.initial_state.items()})
+            d_input = d_input + got.input
+            traces[direction] = got.trace
+        trace = [{f"{direction}_{key}": value for direction in DIRECTIONS for key, value in traces[direction][k].items()}
+                 for k in range(len(traces["forward"]))]
+        return Gradients(weights=d_weights, input=d_input, initial_state=d_states, trace=trace)
 
     def explain(self, config: dict, flavor: str) -> list[str]:
         lines = []

@@ -84,6 +84,60 @@ class GRUSpec(RecurrentSpec):
 
         return step
 
+    def step_vjp_function(self, weights, config, flavor):
+        acts = self.resolved_activations(config, flavor)
+        g, ra = acts["activation"], acts["recurrent_activation"]
+        U = weights["recurrent_kernel"]
+        n = config["units"]
+        bias = weights.get("bias")
+        after = self.reset_after(config)
+        if bias is None:
+            b_in, b_rec = np.zeros(3 * n), np.zeros(3 * n)
+        else:
+            b_in, b_rec = (bias[0], bias[1]) if after else (bias, np.zeros(3 * n))
+
+        def step_vjp(xw_t, states, d_output, d_new):
+            h_tm1 = states["h"]
+            x = xw_t + b_in
+            x_z, x_r, x_h = x[:, :n], x[:, n:2 * n], x[:, 2 * n:]
+            if after:
+                u = h_tm1 @ U + b_rec
+                a_z, a_r = x_z + u[:, :n], x_r + u[:, n:2 * n]
+                z, r = ra(a_z), ra(a_r)
+                a_h = x_h + r * u[:, 2 * n:]
+            else:
+                u = h_tm1 @ U[:, :2 * n]
+                a_z, a_r = x_z + u[:, :n], x_r + u[:, n:]
+                z, r = ra(a_z), ra(a_r)
+                reset_h = r * h_tm1
+                a_h = x_h + reset_h @ U[:, 2 * n:]
+            hh = g(a_h)
+            # h = z * h_prev + (1 - z) * hh
+            d_h = d_output + d_new["h"]
+            d_h_prev = d_h * z
+            d_a_h = g.vjp(a_h, hh, d_h * (1.0 - z))
+            d_a_z = ra.vjp(a_z, z, d_h * (h_tm1 - hh))
+            if after:
+                # hh = g(x_h + r * u_h): u_h = (h_prev @ U + b')_h
+                d_a_r = ra.vjp(a_r, r, d_a_h * u[:, 2 * n:])
+                d_u = np.concatenate([d_a_z, d_a_r, d_a_h * r], axis=1)
+                d_recurrent = h_tm1.T @ d_u
+                d_h_prev = d_h_prev + d_u @ U.T
+            else:
+                # hh = g(x_h + (r * h_prev) @ U_h)
+                d_reset_h = d_a_h @ U[:, 2 * n:].T
+                d_a_r = ra.vjp(a_r, r, d_reset_h * h_tm1)
+                d_u = np.concatenate([d_a_z, d_a_r], axis=1)
+                d_recurrent = np.concatenate([h_tm1.T @ d_u, reset_h.T @ d_a_h], axis=1)
+                d_h_prev = d_h_prev + d_reset_h * r + d_u @ U[:, :2 * n].T
+            d_x = np.concatenate([d_a_z, d_a_r, d_a_h], axis=1)
+            grads = {"recurrent_kernel": d_recurrent}
+            if bias is not None:
+                grads["bias"] = np.stack([d_x.sum(axis=0), d_u.sum(axis=0)]) if after else d_x.sum(axis=0)
+            return d_x, {"h": d_h_prev}, grads
+
+        return step_vjp
+
     def explain(self, config, flavor):
         acts = self.resolved_activations(config, flavor)
         g, r = acts["activation"], acts["recurrent_activation"]

@@ -54,6 +54,42 @@ class LSTMSpec(RecurrentSpec):
 
         return step
 
+    def step_vjp_function(self, weights, config, flavor):
+        acts = self.resolved_activations(config, flavor)
+        g, r = acts["activation"], acts["recurrent_activation"]
+        U = weights["recurrent_kernel"]
+        units = config["units"]
+        b = weights["bias"] if "bias" in weights else np.zeros(4 * units)
+        use_bias = "bias" in weights
+
+        def step_vjp(xw_t, states, d_output, d_new):
+            h_tm1, c_tm1 = states["h"], states["c"]
+            z = xw_t + h_tm1 @ U + b
+            blocks = z.reshape(z.shape[0], 4, units)
+            gate_z = blocks[:, (0, 1, 3), :]
+            gates = r(gate_z)
+            i, f, o = gates.transpose(1, 0, 2)
+            c_candidate = g(blocks[:, 2, :])
+            c_t = f * c_tm1 + i * c_candidate
+            g_c = g(c_t)
+            # h = o * g(c)
+            d_h = d_output + d_new["h"]
+            d_o = d_h * g_c
+            d_c = d_new["c"] + g.vjp(c_t, g_c, d_h * o)
+            # c = f * c_prev + i * c~
+            d_gates = np.stack([d_c * c_candidate, d_c * c_tm1, d_o], axis=1)  # i, f, o
+            d_gate_z = r.vjp(gate_z, gates, d_gates)
+            d_z = np.empty_like(blocks)
+            d_z[:, (0, 1, 3), :] = d_gate_z
+            d_z[:, 2, :] = g.vjp(blocks[:, 2, :], c_candidate, d_c * i)
+            d_z = d_z.reshape(z.shape)
+            grads = {"recurrent_kernel": h_tm1.T @ d_z}
+            if use_bias:
+                grads["bias"] = d_z.sum(axis=0)
+            return d_z, {"h": d_z @ U.T, "c": d_c * f}, grads
+
+        return step_vjp
+
     def explain(self, config, flavor):
         acts = self.resolved_activations(config, flavor)
         g, r = acts["activation"], acts["recurrent_activation"]

@@ -11,7 +11,7 @@ import numpy as np
 from harness import activations
 from harness.errors import Unsupported
 from harness.layers import driver
-from harness.layers.base import ArraySpec, LayerSpec, Problem, ReferenceResult, Rounding, StepTrace
+from harness.layers.base import ArraySpec, Gradients, LayerSpec, Problem, ReferenceResult, Rounding, StepTrace
 
 _NAME_OR_NULL = {"type": ["string", "null"],
                  "description": "A Keras built-in name; no effect on the forward pass once weights are set."}
@@ -272,6 +272,48 @@ class RecurrentSpec(LayerSpec):
                    "h": final["h"] if config.get("return_state", False) else last_output,
                    **{name: final[name] for name in self.state_names[1:]}}
         return ReferenceResult(outputs=outputs, states=final, trace=steps)
+
+    def step_vjp_function(self, weights: dict[str, np.ndarray], config: dict, flavor: str):
+        """The cell's vector-Jacobian product, by hand in float64 (driver.StepVJP):
+        step_vjp(x_projection_t, previous states, d output, d new states)
+            -> (d x_projection_t, d previous states, this step's gradients of the recurrent weights and bias)."""
+        raise NotImplementedError(f"{self.name}: no backward step")
+
+    def backward(self, weights, config, flavor, x, states, mask, cotangents) -> Gradients:
+        x = np.asarray(x, dtype=np.float64)
+        weights = {name: np.asarray(w, dtype=np.float64) for name, w in weights.items()}
+        units = config["units"]
+        unknown = sorted(set(cotangents) - set(self.output_names()))
+        if unknown:
+            raise ValueError(f"{self.name} has no output(s) {', '.join(unknown)}")
+        d = {name: np.asarray(value, dtype=np.float64) for name, value in cotangents.items()}
+        # the outputs as forward() builds them: `output` is the last output; `h` is the final state with
+        # return_state, else the last output; the other states are final states
+        d_last = d.get("output")
+        d_final = {name: d[name] for name in self.state_names[1:] if name in d}
+        if "h" in d:
+            if config.get("return_state", False):
+                d_final["h"] = d["h"]
+            else:
+                d_last = d["h"] if d_last is None else d_last + d["h"]
+        step = self.step_function(weights, config, flavor, lambda a: a)
+        step_vjp = self.step_vjp_function(weights, config, flavor)
+        projected = driver.input_projection(x, weights["kernel"])
+        d_projected, d_initial, grads, trace = driver.scan_vjp(
+            step, step_vjp, projected, {name: np.asarray(states[name], dtype=np.float64) for name in self.state_names},
+            units, mask=mask, go_backwards=config.get("go_backwards", False),
+            zero_output_for_mask=config.get("zero_output_for_mask", False), d_sequences=d.get("sequences"),
+            d_last_output=d_last, d_final_states=d_final)
+        batch, timesteps, features = x.shape
+        flat = d_projected.reshape(batch * timesteps, -1)
+        with np.errstate(all="ignore"):
+            d_kernel = x.reshape(batch * timesteps, features).T @ flat
+            d_x = (flat @ weights["kernel"].T).reshape(x.shape)
+        d_weights = {"kernel": d_kernel}
+        for name, w in weights.items():
+            if name != "kernel":
+                d_weights[name] = grads.get(name, np.zeros_like(w)).reshape(w.shape)
+        return Gradients(weights=d_weights, input=d_x, initial_state=d_initial, trace=trace)
 
     def explain_step(self, step: StepTrace, row: int, config: dict) -> list[str]:
         masked = step.mask is not None and not step.mask[row]

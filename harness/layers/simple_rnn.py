@@ -32,6 +32,23 @@ class SimpleRNNSpec(RecurrentSpec):
 
         return step
 
+    def step_vjp_function(self, weights, config, flavor):
+        g = self.resolved_activations(config, flavor)["activation"]
+        U = weights["recurrent_kernel"]
+        use_bias = "bias" in weights
+        b = weights["bias"] if use_bias else np.zeros(config["units"])
+
+        def step_vjp(xw_t, states, d_output, d_new):
+            h_tm1 = states["h"]
+            pre = xw_t + b + h_tm1 @ U
+            d_pre = g.vjp(pre, g(pre), d_output + d_new["h"])
+            grads = {"recurrent_kernel": h_tm1.T @ d_pre}
+            if use_bias:
+                grads["bias"] = d_pre.sum(axis=0)
+            return d_pre, {"h": d_pre @ U.T}, grads
+
+        return step_vjp
+
     def explain(self, config, flavor):
         g = self.resolved_activations(config, flavor)["activation"]
         return [f"  g = activation = {g.name}: {g.formula}",
