@@ -64,6 +64,17 @@ def _piecewise_linear(activation, ops, dtype):
     return approx
 
 
+def _scaled_gradient(variable, factor: float):
+    """The variable's value, unchanged, whose gradient comes back multiplied by `factor` (TensorFlow only)."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    @tf.custom_gradient
+    def identity(value):
+        return tf.identity(value), lambda upstream: upstream * tf.cast(factor, upstream.dtype)
+
+    return identity(tf.convert_to_tensor(variable))
+
+
 def _cell_fault(kind: str, scale: float = 1.0):
     """A faulty LSTMCell.call: Keras's fused step (implementation 2 math) with one defect."""
 
@@ -76,7 +87,12 @@ def _cell_fault(kind: str, scale: float = 1.0):
         def replacement(original):
             def call(self, inputs, states, training=False):
                 h_tm1, c_tm1 = states[0], states[1]
-                z = ops.matmul(inputs, self.kernel) + ops.matmul(h_tm1, self.recurrent_kernel)
+                if kind == "stop-gradient-h":  # forward values untouched: only training can tell
+                    h_tm1 = ops.stop_gradient(h_tm1)
+                if kind == "stop-gradient-c":
+                    c_tm1 = ops.stop_gradient(c_tm1)
+                kernel = _scaled_gradient(self.kernel, 1.01) if kind == "kernel-gradient-scaled" else self.kernel
+                z = ops.matmul(inputs, kernel) + ops.matmul(h_tm1, self.recurrent_kernel)
                 scaled = kind == "bias-scaled" or (kind == "bias-scaled-when-compiled" and not tf.executing_eagerly())
                 if self.use_bias and kind != "bias-ignored":
                     z = z + (self.bias * 1.001 if scaled else self.bias)
@@ -321,6 +337,17 @@ FAMILY_FAULTS: tuple[Fault, ...] = (
           _bidirectional_fault("backward-not-flipped"), "Bidirectional"),
     Fault("bidirectional-states-swapped", "Bidirectional: forward and backward states swapped in the returned states",
           _bidirectional_fault("states-swapped"), "Bidirectional"),
+)
+
+# Faults that leave every forward value bit-identical and break only the gradients: caught only by
+# gradient cases (cases/gradients/).
+GRADIENT_FAULTS: tuple[Fault, ...] = (
+    Fault("stop-gradient-previous-h", "backprop truncated: stop_gradient on h_{t-1} (forward unchanged)",
+          _cell_fault("stop-gradient-h")),
+    Fault("stop-gradient-previous-c", "backprop truncated: stop_gradient on c_{t-1} (forward unchanged)",
+          _cell_fault("stop-gradient-c")),
+    Fault("kernel-gradient-scaled", "the kernel's gradient is multiplied by 1.01 (forward unchanged)",
+          _cell_fault("kernel-gradient-scaled")),
 )
 
 FAULTS: tuple[Fault, ...] = (

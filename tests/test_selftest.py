@@ -3,7 +3,7 @@ defect-free re-statement of the cell (the control) changes nothing."""
 
 import pytest
 
-from harness.faults import CONTROL, CONTROLS, FAMILY_FAULTS, FAULTS, MORE_FAULTS, h_scaled
+from harness.faults import CONTROL, CONTROLS, FAMILY_FAULTS, FAULTS, GRADIENT_FAULTS, MORE_FAULTS, h_scaled
 from harness.loader import load_case
 from harness.selftest import involves, run_fault
 
@@ -65,3 +65,15 @@ def test_family_controls_change_nothing(layer, family_cases):
 def test_every_family_fault_is_caught_by_the_subset(fault, family_cases):
     witnesses = [c for c in family_cases if involves(c, fault.layer)]
     assert witnesses and run_fault(fault, witnesses, stop_at=1).caught, f"{fault.name} escaped"
+
+
+# Gradient-only faults: forward values bit-identical, so only gradient cases can catch them.
+GRADIENT_SUBSET = ["gradients/hand-seed-one-step.yaml", "gradients/lstm-masked-gap.yaml",
+                   "gradients/lstm-stateful-two-calls.yaml"]
+
+
+@pytest.mark.parametrize("fault", GRADIENT_FAULTS, ids=lambda f: f.name)
+def test_gradient_faults_are_caught_and_leave_forward_values_alone(fault, cases):
+    witnesses = [load_case(REPO / "cases" / name) for name in GRADIENT_SUBSET]
+    assert run_fault(fault, witnesses, stop_at=1).caught, f"{fault.name} escaped"
+    assert run_fault(fault, cases).failing == []  # forward-only cases cannot see it

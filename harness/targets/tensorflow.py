@@ -174,7 +174,7 @@ def gradients(system: KerasOnTensorFlow, case: Case, mode: str) -> list[dict[str
             for state in states:
                 tape.watch(state)
             outputs = case.spec.keras_outputs(layer(x, **kwargs), case.config, convert=lambda p: p)
-            loss = tf.add_n([tf.reduce_sum(tf.cast(outputs[name], tf.float64) * tf.constant(cotangent, tf.float64))
+            loss = tf.add_n([tf.reduce_sum(tf.cast(outputs[name], tf.float64) * tf.cast(cotangent, tf.float64))
                              for name, cotangent in cotangents.items()])
         return tape.gradient(loss, [variables[name] for name in wanted] + [x] + list(states))
 
