@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import numpy as np
+
 from harness import layers
 
 
@@ -38,6 +40,9 @@ def _uses(doc: dict, activation: str) -> bool:
                for _, config in layer_configs(doc))
 
 
+uses = _uses
+
+
 def _masked(doc: dict) -> bool:
     return any("mask" in entry for entry in doc.get("calls", [doc]))
 
@@ -55,6 +60,27 @@ def _state_before_masked_steps(doc: dict) -> bool:
     return _masked(doc) and (any("initial_state" in e for e in calls) or (doc_stateful(doc) and len(calls) > 1))
 
 
+def _bidirectional_uneven_return_state(doc: dict) -> bool:
+    """A Bidirectional with return_state whose two layers differ in their numbers of states."""
+    if doc.get("layer") != "Bidirectional" or not doc["config"]["layer"].get("return_state"):
+        return False
+    return len({len(layers.get(name).state_names) for name, _ in layer_configs(doc)}) > 1
+
+
+def _lstm_nan_batch(doc: dict) -> bool:
+    """An unmasked LSTM (alone or in a Bidirectional) fed a NaN, in a batch of two or more."""
+    calls = doc.get("calls", [doc])
+    if _masked(doc) or not any(name == "LSTM" for name, _ in layer_configs(doc)):
+        return False
+    for entry in calls:
+        values = entry.get("input")
+        if isinstance(values, (list, np.ndarray)):
+            array = np.asarray(values, dtype=float)
+            if array.ndim == 3 and array.shape[0] > 1 and np.isnan(array).any():
+                return True
+    return False
+
+
 def doc_stateful(doc: dict) -> bool:
     return any(config.get("stateful") for _, config in layer_configs(doc))
 
@@ -68,24 +94,24 @@ def _unrolled_backwards_zeroing(doc: dict) -> bool:
 DEFECTS: tuple[KnownDefect, ...] = (
     KnownDefect("cases/regressions/tensorflow-gelu-float64-constant.yaml",
                 "float64 gelu: TF rounds 1/sqrt(2) to float32",
-                lambda doc: doc.get("dtype") == "float64" and _uses(doc, "gelu")),
+                lambda doc: doc.get("dtype") == "float64" and _uses(doc, "gelu"), targets=("tensorflow", "tf-keras")),
     KnownDefect("cases/regressions/tensorflow-leaky-relu-float64-alpha.yaml",
                 "float64 leaky_relu: TF's slope is a float32 attribute",
-                lambda doc: doc.get("dtype") == "float64" and _uses(doc, "leaky_relu")),
+                lambda doc: doc.get("dtype") == "float64" and _uses(doc, "leaky_relu"), targets=("tensorflow", "tf-keras")),
     KnownDefect("cases/regressions/keras-squareplus-float32-cancellation.yaml",
                 "squareplus below float64: Keras's formula cancels for negative x",
                 lambda doc: doc.get("dtype", "float32") != "float64" and _uses(doc, "squareplus")),
     KnownDefect("cases/regressions/keras-unroll-go-backwards-zero-output-mask.yaml",
                 "unroll + go_backwards + zero_output_for_mask: outputs zeroed with the unreversed mask "
                 "(Bidirectional forces zero_output_for_mask on its backward layer)",
-                _unrolled_backwards_zeroing),
+                _unrolled_backwards_zeroing, targets=("tensorflow", "tf-keras")),
     KnownDefect("cases/gru/regressions/keras-unroll-go-backwards-zero-output-mask.yaml",
-                "unroll + go_backwards + zero_output_for_mask (GRU)", _unrolled_backwards_zeroing),
+                "unroll + go_backwards + zero_output_for_mask (GRU)", _unrolled_backwards_zeroing, targets=("tensorflow", "tf-keras")),
     KnownDefect("cases/simple-rnn/regressions/keras-unroll-go-backwards-zero-output-mask.yaml",
-                "unroll + go_backwards + zero_output_for_mask (SimpleRNN)", _unrolled_backwards_zeroing),
+                "unroll + go_backwards + zero_output_for_mask (SimpleRNN)", _unrolled_backwards_zeroing, targets=("tensorflow", "tf-keras")),
     KnownDefect("cases/regressions/keras-bidirectional-unroll-mask-backward-zeroed.yaml",
                 "unrolled Bidirectional with a mask and return_sequences zeroes the backward half at the wrong steps",
-                _unrolled_backwards_zeroing),
+                _unrolled_backwards_zeroing, targets=("tensorflow", "tf-keras")),
     KnownDefect("cases/regressions/keras-bidirectional-stateful-return-state-compute-mask.yaml",
                 "stateful Bidirectional with return_state raises TypeError in compute_mask",
                 lambda doc: doc.get("layer") == "Bidirectional" and all(
@@ -120,6 +146,13 @@ DEFECTS: tuple[KnownDefect, ...] = (
                 "a GRU under mixed precision fails to jit on JAX (lax.scan carry and step output dtypes differ)",
                 lambda doc: str(doc.get("dtype")).startswith("mixed_") and any(
                     name == "GRU" for name, _ in layer_configs(doc)), targets=("jax",)),
+    KnownDefect("cases/targets/keras-bidirectional-functional-uneven-states.yaml",
+                "a functional model of a Bidirectional with return_state whose layers differ in states has one "
+                "output too many (Bidirectional.compute_output_shape)",
+                _bidirectional_uneven_return_state, targets=("saved-model", "tflite", "onnx")),
+    KnownDefect("cases/targets/onnxruntime-lstm-nan-input-finite-output.yaml",
+                "onnxruntime's LSTM op returns finite values for a NaN input (batch of two or more)",
+                _lstm_nan_batch, targets=("onnx",)),
 )
 
 
@@ -130,6 +163,6 @@ def known_defect(doc: dict, target: str = "tensorflow") -> KnownDefect | None:
 
 def case_document(case) -> dict:
     """What the predicates read of a loaded case, as a document: layer, config, dtype, masks and states."""
-    calls = [{**({"mask": True} if call.mask is not None else {}),
+    calls = [{"input": call.input, **({"mask": True} if call.mask is not None else {}),
               **({"initial_state": True} if call.initial_state is not None else {})} for call in case.calls]
     return {"layer": case.layer, "config": case.config, "dtype": case.dtype, "calls": calls}

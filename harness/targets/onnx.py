@@ -9,11 +9,15 @@ is stateless: the state is frozen at its value at conversion)."""
 
 from __future__ import annotations
 
+from harness import known_defects
 from harness.case import Case
 from harness.errors import SystemFailure
 from harness.targets.converted import ConvertedTarget, Prepared
 
 OPSET = 17
+# Activations whose TensorFlow op tf2onnx leaves unconverted inside the RNN's Loop, so that onnxruntime
+# refuses the model ("No Op registered for Expm1 with domain_version of 17").
+UNCONVERTED = {"celu": "Expm1", "gelu": "Erfc"}
 
 
 def _has_lstm(case: Case) -> bool:
@@ -37,6 +41,11 @@ class Onnx(ConvertedTarget):
         if "bfloat16" in case.dtype:
             return ("bfloat16: onnxruntime cannot load the converted Loop ([TypeInferenceError] Graph attribute "
                     "inferencing failed ... Tensor element type mismatch. 16 != 10)")
+        document = known_defects.case_document(case)
+        for activation, op in UNCONVERTED.items():
+            if known_defects.uses(document, activation):
+                return (f"{activation}: tf2onnx leaves TensorFlow's {op} op unconverted inside the loop, and "
+                        f"onnxruntime refuses the model (No Op registered for {op} with domain_version of {OPSET})")
         if case.dtype == "float64" and _has_lstm(case):
             return "float64 LSTM: onnxruntime's LSTM op does not support double (LSTM operator does not support double yet)"
         return super().supports(case)

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import os
 
-from harness import versions
+from harness import known_defects, versions
+from harness.case import Case
 from harness.targets.tensorflow import KerasOnTensorFlow
+
+
+KERAS3_ONLY_OPTIONS = frozenset({"use_cudnn", "seed"})
 
 
 class TfKeras(KerasOnTensorFlow):
@@ -31,6 +35,22 @@ class TfKeras(KerasOnTensorFlow):
 
     def semantics(self) -> str:
         return "keras2"
+
+    def package_versions(self) -> dict[str, str]:
+        """What a case's `requires: {keras: ...}` compares with: tf_keras's version (Keras 2), not keras 3's."""
+        from importlib import metadata  # noqa: PLC0415
+
+        return {"keras": metadata.version("tf-keras")}
+
+    def supports(self, case: Case) -> str | None:
+        for _, config in known_defects.layer_configs(known_defects.case_document(case)):
+            keras3_only = sorted(KERAS3_ONLY_OPTIONS & set(config))
+            if keras3_only:
+                return f"Keras 2 has no option {keras3_only[0]} (a Keras 3 option)"
+        if case.stateful and any(call.initial_state is not None and not call.reset_states for call in case.calls[1:]):
+            return ("Keras 2 ignores the initial_state given to a stateful layer whose carried states are not all "
+                    "zero (RNN._process_inputs keeps the recorded states), a Keras 2 rule the reference does not model")
+        return None
 
     def keras_module(self):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -9,6 +9,9 @@ variable that `reset_all_variables()` does not reset)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import numpy as np
 
 from harness.case import Case
@@ -49,7 +52,8 @@ class TFLite(ConvertedTarget):
         from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
 
         try:
-            flat = tf.lite.TFLiteConverter.from_keras_model(prepared.model).convert()
+            with contextlib.redirect_stdout(io.StringIO()):  # "Saved artifact at ...": the converter's own export
+                flat = tf.lite.TFLiteConverter.from_keras_model(prepared.model).convert()
         except Exception as exc:  # noqa: BLE001
             raise SystemFailure("converting to TFLite", exc, self.label) from exc
         try:
