@@ -15,6 +15,11 @@ import numpy as np
 from harness import layers
 
 
+# The targets that run Keras's TensorFlow-backend code (or TensorFlow's ops): Keras 3 on TF, Keras 2 (the
+# same code in tf_keras), and the models saved or converted from a Keras 3 layer on TF.
+TENSORFLOW_CODE = ("tensorflow", "tf-keras", "saved-model", "tflite", "onnx")
+
+
 @dataclass(frozen=True)
 class KnownDefect:
     case: str  # the corpus file that pins it (relative to the repository)
@@ -69,14 +74,16 @@ def _bidirectional_uneven_return_state(doc: dict) -> bool:
 
 def _lstm_nan_batch(doc: dict) -> bool:
     """An unmasked LSTM (alone or in a Bidirectional) fed a NaN, in a batch of two or more."""
-    calls = doc.get("calls", [doc])
-    if _masked(doc) or not any(name == "LSTM" for name, _ in layer_configs(doc)):
-        return False
-    for entry in calls:
+    return (not _masked(doc) and any(name == "LSTM" for name, _ in layer_configs(doc))
+            and _nan_input(doc, batch_of=2))
+
+
+def _nan_input(doc: dict, batch_of: int = 1) -> bool:
+    for entry in doc.get("calls", [doc]):
         values = entry.get("input")
         if isinstance(values, (list, np.ndarray)):
             array = np.asarray(values, dtype=float)
-            if array.ndim == 3 and array.shape[0] > 1 and np.isnan(array).any():
+            if array.ndim == 3 and array.shape[0] >= batch_of and np.isnan(array).any():
                 return True
     return False
 
@@ -94,24 +101,24 @@ def _unrolled_backwards_zeroing(doc: dict) -> bool:
 DEFECTS: tuple[KnownDefect, ...] = (
     KnownDefect("cases/regressions/tensorflow-gelu-float64-constant.yaml",
                 "float64 gelu: TF rounds 1/sqrt(2) to float32",
-                lambda doc: doc.get("dtype") == "float64" and _uses(doc, "gelu"), targets=("tensorflow", "tf-keras")),
+                lambda doc: doc.get("dtype") == "float64" and _uses(doc, "gelu"), targets=TENSORFLOW_CODE),
     KnownDefect("cases/regressions/tensorflow-leaky-relu-float64-alpha.yaml",
                 "float64 leaky_relu: TF's slope is a float32 attribute",
-                lambda doc: doc.get("dtype") == "float64" and _uses(doc, "leaky_relu"), targets=("tensorflow", "tf-keras")),
+                lambda doc: doc.get("dtype") == "float64" and _uses(doc, "leaky_relu"), targets=TENSORFLOW_CODE),
     KnownDefect("cases/regressions/keras-squareplus-float32-cancellation.yaml",
                 "squareplus below float64: Keras's formula cancels for negative x",
                 lambda doc: doc.get("dtype", "float32") != "float64" and _uses(doc, "squareplus")),
     KnownDefect("cases/regressions/keras-unroll-go-backwards-zero-output-mask.yaml",
                 "unroll + go_backwards + zero_output_for_mask: outputs zeroed with the unreversed mask "
                 "(Bidirectional forces zero_output_for_mask on its backward layer)",
-                _unrolled_backwards_zeroing, targets=("tensorflow", "tf-keras")),
+                _unrolled_backwards_zeroing, targets=TENSORFLOW_CODE),
     KnownDefect("cases/gru/regressions/keras-unroll-go-backwards-zero-output-mask.yaml",
-                "unroll + go_backwards + zero_output_for_mask (GRU)", _unrolled_backwards_zeroing, targets=("tensorflow", "tf-keras")),
+                "unroll + go_backwards + zero_output_for_mask (GRU)", _unrolled_backwards_zeroing, targets=TENSORFLOW_CODE),
     KnownDefect("cases/simple-rnn/regressions/keras-unroll-go-backwards-zero-output-mask.yaml",
-                "unroll + go_backwards + zero_output_for_mask (SimpleRNN)", _unrolled_backwards_zeroing, targets=("tensorflow", "tf-keras")),
+                "unroll + go_backwards + zero_output_for_mask (SimpleRNN)", _unrolled_backwards_zeroing, targets=TENSORFLOW_CODE),
     KnownDefect("cases/regressions/keras-bidirectional-unroll-mask-backward-zeroed.yaml",
                 "unrolled Bidirectional with a mask and return_sequences zeroes the backward half at the wrong steps",
-                _unrolled_backwards_zeroing, targets=("tensorflow", "tf-keras")),
+                _unrolled_backwards_zeroing, targets=TENSORFLOW_CODE),
     KnownDefect("cases/regressions/keras-bidirectional-stateful-return-state-compute-mask.yaml",
                 "stateful Bidirectional with return_state raises TypeError in compute_mask",
                 lambda doc: doc.get("layer") == "Bidirectional" and all(
@@ -133,7 +140,7 @@ DEFECTS: tuple[KnownDefect, ...] = (
                 lambda doc: doc.get("dtype") == "float64", targets=("jax", "torch")),
     KnownDefect("cases/targets/keras-torch-nan-through-hard-shrink.yaml",
                 "hard_shrink and soft_shrink send NaN to NaN on PyTorch, to 0 on TensorFlow and JAX",
-                lambda doc: _uses(doc, "hard_shrink") or _uses(doc, "soft_shrink"), targets=("torch",)),
+                lambda doc: _uses(doc, "hard_shrink") or _uses(doc, "soft_shrink"), targets=("torch", "onnx")),
     KnownDefect("cases/targets/keras-jax-unroll-zero-output-for-mask-ignored.yaml",
                 "Keras on JAX ignores zero_output_for_mask in its unrolled loop (Bidirectional forces it)",
                 lambda doc: _masked(doc) and any(c.get("unroll") and c.get("zero_output_for_mask")
@@ -153,6 +160,9 @@ DEFECTS: tuple[KnownDefect, ...] = (
     KnownDefect("cases/targets/onnxruntime-lstm-nan-input-finite-output.yaml",
                 "onnxruntime's LSTM op returns finite values for a NaN input (batch of two or more)",
                 _lstm_nan_batch, targets=("onnx",)),
+    KnownDefect("cases/targets/onnx-nan-at-masked-step-leaks.yaml",
+                "converted by tf2onnx and run by onnxruntime, a NaN at a masked step reaches the state",
+                lambda doc: _masked(doc) and _nan_input(doc), targets=("onnx",)),
 )
 
 
