@@ -163,6 +163,9 @@ DEFECTS: tuple[KnownDefect, ...] = (
     KnownDefect("cases/targets/onnx-nan-at-masked-step-leaks.yaml",
                 "converted by tf2onnx and run by onnxruntime, a NaN at a masked step reaches the state",
                 lambda doc: _masked(doc) and _nan_input(doc), targets=("onnx",)),
+    KnownDefect("cases/targets/keras-export-stateful-rnn-fails.yaml",
+                "model.export of a stateful RNN fails (the exported batch is None, the state variable's is fixed)",
+                doc_stateful, targets=("saved-model",)),
 )
 
 
