@@ -82,7 +82,10 @@ def _nan_input(doc: dict, batch_of: int = 1) -> bool:
     for entry in doc.get("calls", [doc]):
         values = entry.get("input")
         if isinstance(values, (list, np.ndarray)):
-            array = np.asarray(values, dtype=float)
+            try:
+                array = np.asarray(values, dtype=float)
+            except (TypeError, ValueError):  # a ragged or non-numeric document: not for this predicate to judge
+                continue
             if array.ndim == 3 and array.shape[0] >= batch_of and np.isnan(array).any():
                 return True
     return False
