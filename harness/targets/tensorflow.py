@@ -111,6 +111,7 @@ class KerasOnTensorFlow:
     def gradients(self, case: Case, mode: str) -> list[dict[str, np.ndarray]]:
         """Per call: gradient name -> values (see `gradients` below)."""
         return gradients(self, case, mode)
+
     def keras_module(self):
         return import_keras()
 
