@@ -1,6 +1,7 @@
 # The README's two commands. Both set everything up on a fresh clone: a virtualenv in .venv with the
-# bounded dependencies of pyproject.toml and the jax and torch targets (torch pinned to its CPU build,
-# 2.13.0+cpu here), re-installed when pyproject.toml changes.
+# bounded dependencies of pyproject.toml and the jax, torch and export targets (torch pinned to its CPU build,
+# 2.13.0+cpu here; tf-keras matching the installed TensorFlow, with --no-deps), re-installed when
+# pyproject.toml changes.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[jax]" "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -e ".[jax,export]" "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet --no-deps "tf-keras==$$($(BIN)/python -c 'from importlib.metadata import version; print(version("tensorflow-cpu") if __import__("platform").machine() == "x86_64" else version("tensorflow"))')"
 	touch $(STAMP)
 
 setup: $(STAMP)

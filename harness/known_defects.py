@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import numpy as np
+
 from harness import layers
+
+
+# The targets that run Keras's TensorFlow-backend code (or TensorFlow's ops): Keras 3 on TF, Keras 2 (the
+# same code in tf_keras), and the models saved or converted from a Keras 3 layer on TF.
+TENSORFLOW_CODE = ("tensorflow", "tf-keras", "saved-model", "tflite", "onnx")
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,9 @@ def _uses(doc: dict, activation: str) -> bool:
                for _, config in layer_configs(doc))
 
 
+uses = _uses
+
+
 def _masked(doc: dict) -> bool:
     return any("mask" in entry for entry in doc.get("calls", [doc]))
 
@@ -55,6 +65,32 @@ def _state_before_masked_steps(doc: dict) -> bool:
     return _masked(doc) and (any("initial_state" in e for e in calls) or (doc_stateful(doc) and len(calls) > 1))
 
 
+def _bidirectional_uneven_return_state(doc: dict) -> bool:
+    """A Bidirectional with return_state whose two layers differ in their numbers of states."""
+    if doc.get("layer") != "Bidirectional" or not doc["config"]["layer"].get("return_state"):
+        return False
+    return len({len(layers.get(name).state_names) for name, _ in layer_configs(doc)}) > 1
+
+
+def _lstm_nan_batch(doc: dict) -> bool:
+    """An unmasked LSTM (alone or in a Bidirectional) fed a NaN, in a batch of two or more."""
+    return (not _masked(doc) and any(name == "LSTM" for name, _ in layer_configs(doc))
+            and _nan_input(doc, batch_of=2))
+
+
+def _nan_input(doc: dict, batch_of: int = 1) -> bool:
+    for entry in doc.get("calls", [doc]):
+        values = entry.get("input")
+        if isinstance(values, (list, np.ndarray)):
+            try:
+                array = np.asarray(values, dtype=float)
+            except (TypeError, ValueError):  # a ragged or non-numeric document: not for this predicate to judge
+                continue
+            if array.ndim == 3 and array.shape[0] >= batch_of and np.isnan(array).any():
+                return True
+    return False
+
+
 def doc_stateful(doc: dict) -> bool:
     return any(config.get("stateful") for _, config in layer_configs(doc))
 
@@ -68,24 +104,24 @@ def _unrolled_backwards_zeroing(doc: dict) -> bool:
 DEFECTS: tuple[KnownDefect, ...] = (
     KnownDefect("cases/regressions/tensorflow-gelu-float64-constant.yaml",
                 "float64 gelu: TF rounds 1/sqrt(2) to float32",
-                lambda doc: doc.get("dtype") == "float64" and _uses(doc, "gelu")),
+                lambda doc: doc.get("dtype") == "float64" and _uses(doc, "gelu"), targets=TENSORFLOW_CODE),
     KnownDefect("cases/regressions/tensorflow-leaky-relu-float64-alpha.yaml",
                 "float64 leaky_relu: TF's slope is a float32 attribute",
-                lambda doc: doc.get("dtype") == "float64" and _uses(doc, "leaky_relu")),
+                lambda doc: doc.get("dtype") == "float64" and _uses(doc, "leaky_relu"), targets=TENSORFLOW_CODE),
     KnownDefect("cases/regressions/keras-squareplus-float32-cancellation.yaml",
                 "squareplus below float64: Keras's formula cancels for negative x",
                 lambda doc: doc.get("dtype", "float32") != "float64" and _uses(doc, "squareplus")),
     KnownDefect("cases/regressions/keras-unroll-go-backwards-zero-output-mask.yaml",
                 "unroll + go_backwards + zero_output_for_mask: outputs zeroed with the unreversed mask "
                 "(Bidirectional forces zero_output_for_mask on its backward layer)",
-                _unrolled_backwards_zeroing),
+                _unrolled_backwards_zeroing, targets=TENSORFLOW_CODE),
     KnownDefect("cases/gru/regressions/keras-unroll-go-backwards-zero-output-mask.yaml",
-                "unroll + go_backwards + zero_output_for_mask (GRU)", _unrolled_backwards_zeroing),
+                "unroll + go_backwards + zero_output_for_mask (GRU)", _unrolled_backwards_zeroing, targets=TENSORFLOW_CODE),
     KnownDefect("cases/simple-rnn/regressions/keras-unroll-go-backwards-zero-output-mask.yaml",
-                "unroll + go_backwards + zero_output_for_mask (SimpleRNN)", _unrolled_backwards_zeroing),
+                "unroll + go_backwards + zero_output_for_mask (SimpleRNN)", _unrolled_backwards_zeroing, targets=TENSORFLOW_CODE),
     KnownDefect("cases/regressions/keras-bidirectional-unroll-mask-backward-zeroed.yaml",
                 "unrolled Bidirectional with a mask and return_sequences zeroes the backward half at the wrong steps",
-                _unrolled_backwards_zeroing),
+                _unrolled_backwards_zeroing, targets=TENSORFLOW_CODE),
     KnownDefect("cases/regressions/keras-bidirectional-stateful-return-state-compute-mask.yaml",
                 "stateful Bidirectional with return_state raises TypeError in compute_mask",
                 lambda doc: doc.get("layer") == "Bidirectional" and all(
@@ -107,7 +143,7 @@ DEFECTS: tuple[KnownDefect, ...] = (
                 lambda doc: doc.get("dtype") == "float64", targets=("jax", "torch")),
     KnownDefect("cases/targets/keras-torch-nan-through-hard-shrink.yaml",
                 "hard_shrink and soft_shrink send NaN to NaN on PyTorch, to 0 on TensorFlow and JAX",
-                lambda doc: _uses(doc, "hard_shrink") or _uses(doc, "soft_shrink"), targets=("torch",)),
+                lambda doc: _uses(doc, "hard_shrink") or _uses(doc, "soft_shrink"), targets=("torch", "onnx")),
     KnownDefect("cases/targets/keras-jax-unroll-zero-output-for-mask-ignored.yaml",
                 "Keras on JAX ignores zero_output_for_mask in its unrolled loop (Bidirectional forces it)",
                 lambda doc: _masked(doc) and any(c.get("unroll") and c.get("zero_output_for_mask")
@@ -120,6 +156,19 @@ DEFECTS: tuple[KnownDefect, ...] = (
                 "a GRU under mixed precision fails to jit on JAX (lax.scan carry and step output dtypes differ)",
                 lambda doc: str(doc.get("dtype")).startswith("mixed_") and any(
                     name == "GRU" for name, _ in layer_configs(doc)), targets=("jax",)),
+    KnownDefect("cases/targets/keras-bidirectional-functional-uneven-states.yaml",
+                "a functional model of a Bidirectional with return_state whose layers differ in states has one "
+                "output too many (Bidirectional.compute_output_shape)",
+                _bidirectional_uneven_return_state, targets=("saved-model", "tflite", "onnx")),
+    KnownDefect("cases/targets/onnxruntime-lstm-nan-input-finite-output.yaml",
+                "onnxruntime's LSTM op returns finite values for a NaN input (batch of two or more)",
+                _lstm_nan_batch, targets=("onnx",)),
+    KnownDefect("cases/targets/onnx-nan-at-masked-step-leaks.yaml",
+                "converted by tf2onnx and run by onnxruntime, a NaN at a masked step reaches the state",
+                lambda doc: _masked(doc) and _nan_input(doc), targets=("onnx",)),
+    KnownDefect("cases/targets/keras-export-stateful-rnn-fails.yaml",
+                "model.export of a stateful RNN fails (the exported batch is None, the state variable's is fixed)",
+                doc_stateful, targets=("saved-model",)),
 )
 
 
@@ -130,6 +179,6 @@ def known_defect(doc: dict, target: str = "tensorflow") -> KnownDefect | None:
 
 def case_document(case) -> dict:
     """What the predicates read of a loaded case, as a document: layer, config, dtype, masks and states."""
-    calls = [{**({"mask": True} if call.mask is not None else {}),
+    calls = [{"input": call.input, **({"mask": True} if call.mask is not None else {}),
               **({"initial_state": True} if call.initial_state is not None else {})} for call in case.calls]
     return {"layer": case.layer, "config": case.config, "dtype": case.dtype, "calls": calls}

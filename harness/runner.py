@@ -17,7 +17,7 @@ from harness.noise import estimate_noise
 from harness.reference_runner import run_reference
 from harness.targets import SystemRun, SystemUnderTest, run_modes
 from harness.verdict import apply_known_failure, compare_case
-from harness.versions import unmet
+from harness.versions import installed_versions, unmet
 
 OUTCOMES = ("passed", "failed", "invalid", "keras-error", "unsupported", "timeout", "xfailed", "xpassed", "skipped",
             "harness-error")
@@ -87,7 +87,8 @@ def run_case(case: Case, flavor: str | None = None, modes: tuple[str, ...] | Non
 def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnderTest) -> CaseResult:
     started = time.perf_counter()
     shown = str(case.path)
-    missing = unmet(case.requires)
+    own_versions = getattr(system, "package_versions", None)  # e.g. tf-keras: `keras` means tf_keras's version
+    missing = unmet(case.requires, {**installed_versions(), **own_versions()} if own_versions else None)
     if missing:
         message = f"requires {', '.join(missing)}"
         return CaseResult(case.name, shown, "skipped", message, f"SKIPPED {case.name} ({shown}): {message}")

@@ -3,6 +3,10 @@
     tensorflow  Keras on TensorFlow, in this process (tensorflow.py): eager, graph, xla
     jax         Keras 3 on JAX, in a worker process (jax.py): eager, jit
     torch       Keras 3 on PyTorch, in a worker process (torch.py): eager (compile: opt-in)
+    tf-keras    Keras 2 (the tf_keras package) on TensorFlow, in a worker process (tf_keras.py): eager, graph
+    saved-model the layer in a model saved and loaded back, in this process (saved_model.py): keras, export
+    tflite      the layer's model converted to TFLite, run by LiteRT, in this process (tflite.py): interpreter
+    onnx        the layer's model converted by tf2onnx, run by onnxruntime, in this process (onnx.py): onnxruntime
 """
 
 from __future__ import annotations
@@ -17,15 +21,29 @@ _REGISTRY = {
     "tensorflow": (lambda: _tensorflow(), ("keras",)),
     "jax": (lambda: _worker("harness.targets.jax.KerasOnJax", "harness.targets.jax.before_import"), ("jax",)),
     "torch": (lambda: _worker("harness.targets.torch.KerasOnTorch"), ("torch",)),
+    "tf-keras": (lambda: _worker("harness.targets.tf_keras.TfKeras"), ("tf-keras",)),
+    "saved-model": (lambda: _local("harness.targets.saved_model.SavedModel"), ("keras",)),
+    "tflite": (lambda: _local("harness.targets.tflite.TFLite"), ("keras", "ai-edge-litert")),
+    "onnx": (lambda: _local("harness.targets.onnx.Onnx"), ("keras", "tf2onnx", "onnxruntime")),
 }
 NAMES = tuple(_REGISTRY)
-INSTALL_HINT = {"jax": 'pip install ".[jax]"', "torch": 'pip install ".[torch]" (the CPU build; see pyproject.toml)'}
+INSTALL_HINT = {"jax": 'pip install ".[jax]"', "torch": 'pip install ".[torch]" (the CPU build; see pyproject.toml)',
+                "tf-keras": "pip install --no-deps tf-keras==<your TensorFlow's version> (--no-deps: it requires the "
+                            "full `tensorflow` distribution, which would install over tensorflow-cpu)",
+                "tflite": 'pip install ".[export]"', "onnx": 'pip install ".[export]"'}
 
 
 def _tensorflow():
     from harness.targets.tensorflow import KerasOnTensorFlow  # noqa: PLC0415
 
     return KerasOnTensorFlow()
+
+
+def _local(adapter: str):
+    import importlib  # noqa: PLC0415
+
+    module, name = adapter.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)()
 
 
 def _worker(adapter: str, hook: str | None = None):

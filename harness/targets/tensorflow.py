@@ -68,7 +68,7 @@ def _call_arguments(case: Case) -> list[tuple[bool, object, dict]]:
     return prepared
 
 
-def set_weights(case: Case, layer) -> None:
+def set_weights(case: Case, layer, label: str = LABEL) -> None:
     """The case's weights, rounded to the variable dtype, into the layer's variables."""
     variable = precision.variable_dtype(case.dtype)
     try:
@@ -76,7 +76,7 @@ def set_weights(case: Case, layer) -> None:
         for name, values in case.weights.items():
             targets[name].assign(precision.round_to(values, variable))
     except Exception as exc:  # noqa: BLE001 - whatever Keras raises is reported, not crashed on
-        raise SystemFailure(BUILD_STAGE, exc, LABEL) from exc
+        raise SystemFailure(BUILD_STAGE, exc, label) from exc
 
 
 def _runner(layer, mode: str):
@@ -112,19 +112,22 @@ class KerasOnTensorFlow:
         """Per call: gradient name -> values (see `gradients` below)."""
         return gradients(self, case, mode)
 
+    def keras_module(self):
+        return import_keras()
+
     def prepare(self, case: Case) -> Prepared:
         try:
-            keras = import_keras()
+            keras = self.keras_module()
         except Exception as exc:  # noqa: BLE001
-            raise SystemFailure("importing Keras", exc, LABEL) from exc
+            raise SystemFailure("importing Keras", exc, self.label) from exc
         arguments = _call_arguments(case)
         first = case.calls[0].input
         try:
             layer = case.spec.build_keras(keras, case.config, case.dtype,
                                           first.shape[0] if case.stateful else None, first.shape[2])
         except Exception as exc:  # noqa: BLE001
-            raise SystemFailure(BUILD_STAGE, exc, LABEL) from exc
-        set_weights(case, layer)  # a weight Keras refuses fails the case as a whole, not mode by mode
+            raise SystemFailure(BUILD_STAGE, exc, self.label) from exc
+        set_weights(case, layer, self.label)  # a weight Keras refuses fails the case as a whole, not mode by mode
         return Prepared(case, layer, arguments)
 
     def run(self, prepared: Prepared, mode: str) -> SystemRun:
@@ -134,12 +137,12 @@ class KerasOnTensorFlow:
         per mode, bit for bit)."""
         case, layer, arguments = prepared.case, prepared.layer, prepared.arguments
         call_layer = _runner(layer, mode)
-        set_weights(case, layer)
+        set_weights(case, layer, self.label)
         if case.stateful:
             try:
                 layer.reset_states()  # the states another mode left behind; a fresh layer's are zeros too
             except Exception as exc:  # noqa: BLE001
-                raise SystemFailure(f"resetting the states before {mode} mode", exc, LABEL) from exc
+                raise SystemFailure(f"resetting the states before {mode} mode", exc, self.label) from exc
         raw_outputs = []
         for number, (reset, x, kwargs) in enumerate(arguments, start=1):
             stage = "running the layer" if len(arguments) == 1 else f"running call {number}"
@@ -150,7 +153,7 @@ class KerasOnTensorFlow:
                     warnings.simplefilter("ignore", UserWarning)  # e.g. "softmax over an axis of size 1": the case's choice
                     raw_outputs.append(call_layer(x, kwargs))
             except Exception as exc:  # noqa: BLE001
-                raise SystemFailure(f"{stage} ({mode} mode)", exc, LABEL) from exc
+                raise SystemFailure(f"{stage} ({mode} mode)", exc, self.label) from exc
         return SystemRun.from_native([case.spec.keras_outputs(raw, case.config) for raw in raw_outputs])
 
 

@@ -55,6 +55,11 @@ class InWorker:
     def semantics(self) -> str:
         return self.local.semantics()
 
+    def __getattr__(self, name: str):
+        if name == "package_versions" and hasattr(self.local, name):  # what `requires:` reads, where it differs
+            return self.local.package_versions
+        raise AttributeError(name)
+
     def supports(self, case: Case) -> str | None:
         return self.local.supports(case)
 
