@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all-targets setup clean matrix
+.PHONY: run test test-keras3 setup clean matrix
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,19 +24,18 @@ MODE ?=
 run: $(STAMP)
 	$(BIN)/harness run cases $(if $(MODE),--mode $(MODE))
 
-# The harness's own tests and the corpus on the three Keras 3 targets, then the converted and legacy targets
-# (tf-keras, saved-model, tflite, onnx: each conversion costs seconds a case) on the cases that pin
-# behaviour: hand-computed values, regressions and target findings, masks and stateful calls. With pytest,
-# two workers (one per core). `make test-all-targets` runs the whole corpus on every target.
+# The harness's own tests, then the corpus on every target (tensorflow, jax, torch, tf-keras, saved-model,
+# tflite, onnx), with pytest (two workers: one per core). `make test-keras3` runs the corpus on the three Keras 3
+# targets only, and the converted and legacy ones on the cases that pin behaviour (faster).
 EXPORT_CASES := cases/seed cases/hand-computed cases/gru/hand-computed cases/simple-rnn/hand-computed \
 	cases/bidirectional/hand-computed cases/regressions cases/gru/regressions cases/simple-rnn/regressions \
 	cases/bidirectional/regressions cases/targets cases/masking cases/stateful
 test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 tests cases --harness-target all
+
+test-keras3: $(STAMP)
 	$(BIN)/python -m pytest -n 2 tests cases --harness-target tensorflow,jax,torch
 	$(BIN)/python -m pytest -n 2 $(EXPORT_CASES) --harness-target tf-keras,saved-model,tflite,onnx
-
-test-all-targets: $(STAMP)
-	$(BIN)/python -m pytest -n 2 tests cases --harness-target all
 
 # Upgrade check across TensorFlow versions: one virtualenv each under .matrix/, report under docs/.
 TF ?= 2.15.1 2.21.0
