@@ -245,7 +245,9 @@ def cmd_fuzz(args) -> int:
 
     console = Console(highlight=False, soft_wrap=True)
     started = time.perf_counter()
-    report = fuzz(args.examples, args.seed, Path(args.save) if args.save else None, keras_flavor())
+    target = (args.target or (targets.DEFAULT_TARGET,))[0]
+    report = fuzz(args.examples, args.seed, Path(args.save) if args.save else None, keras_flavor(),
+                  system=targets.get(target))
     console.print(f"{report.ran} examples ran in {time.perf_counter() - started:.0f}s (seed {args.seed}), "
                   f"{len(report.disagreements)} disagreements")
     for reason, count in report.skipped_known.items():
@@ -442,9 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.set_defaults(func=cmd_selftest)
 
     fuzz_cmd = sub.add_parser("fuzz", help="random valid cases on Keras and the reference; shrink disagreements")
-    fuzz_cmd.add_argument("--examples", type=_positive_int, default=200)
-    fuzz_cmd.add_argument("--seed", type=int, default=0)
+    fuzz_cmd.add_argument("--examples", type=_positive_int, default=200,
+                          help="how many generated cases to run (documented defects drawn are not counted; default 200)")
+    fuzz_cmd.add_argument("--seed", type=int, default=0, help="the campaign's seed: the same seed draws the same cases")
     fuzz_cmd.add_argument("--save", metavar="DIR", help="write each shrunk disagreement as a case file in DIR")
+    _add_target_option(fuzz_cmd, several=False)
     fuzz_cmd.set_defaults(func=cmd_fuzz)
 
     record_cmd = sub.add_parser("record", help="run the cases and record Keras's outputs with the versions")

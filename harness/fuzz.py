@@ -107,7 +107,7 @@ class _Found(Exception):
 
 
 def fuzz(examples: int, seed: int = 0, save: Path | None = None, flavor: str = "keras3",
-         layer_names: tuple[str, ...] | None = None) -> FuzzReport:
+         layer_names: tuple[str, ...] | None = None, system=None) -> FuzzReport:
     """Run `examples` cases on Keras (configurations with a documented defect are drawn but not run);
     after a disagreement (shrunk), continue with a new seed."""
     report = FuzzReport()
@@ -124,7 +124,7 @@ def fuzz(examples: int, seed: int = 0, save: Path | None = None, flavor: str = "
             shrinking = bool(last_failure)
             if report.ran >= examples and not shrinking:  # hypothesis may call more often than max_examples
                 return
-            defect = known_defect(doc)
+            defect = known_defect(doc, system.name if system is not None else "tensorflow")
             if defect is not None:
                 report.skipped_known[f"{defect.reason} ({defect.case})"] += 1
                 return
@@ -133,7 +133,7 @@ def fuzz(examples: int, seed: int = 0, save: Path | None = None, flavor: str = "
                 report.ran += 1
             for dim, values in {"layer": {case.layer}, **classify(case, flavor)}.items():
                 report.dimensions.setdefault(dim, Counter()).update(values)
-            result = run_case(case, flavor)
+            result = run_case(case, flavor if system is None else None, system=system)
             if not result.ok:
                 last_failure[:] = [Disagreement(doc, result)]
                 raise _Found(result.message)
