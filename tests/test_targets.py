@@ -78,3 +78,11 @@ def test_a_keras_backend_in_the_users_shell_does_not_break_the_default_run(tmp_p
                           env=env, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "PASSED" in done.stdout
+
+
+@pytest.mark.skipif("torch" not in targets.installed(), reason="the torch target is not installed")
+def test_fuzz_runs_on_another_target_skipping_its_documented_defects():
+    from harness.fuzz import fuzz
+
+    report = fuzz(examples=6, seed=3, system=targets.get("torch"))
+    assert report.ran == 6 and report.disagreements == []
