@@ -52,17 +52,22 @@ class GRUSpec(RecurrentSpec):
     def bias_description(self) -> str:
         return "(3*units,) with reset_after false; (2, 3*units) with reset_after true (the default): row 0 input bias, row 1 recurrent bias"
 
+    @staticmethod
+    def _biases(weights: dict, n: int, after: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(input bias, recurrent bias): the two rows with reset_after, the one row and zeros without, zeros
+        without use_bias."""
+        bias = weights.get("bias")
+        if bias is None:
+            return np.zeros(3 * n), np.zeros(3 * n)
+        return (bias[0], bias[1]) if after else (bias, np.zeros(3 * n))
+
     def step_function(self, weights, config, flavor, q):
         acts = self.resolved_activations(config, flavor)
         g, ra = acts["activation"], acts["recurrent_activation"]
         U = weights["recurrent_kernel"]
         n = config["units"]
-        bias = weights.get("bias")
         after = self.reset_after(config)
-        if bias is None:
-            b_in, b_rec = np.zeros(3 * n), np.zeros(3 * n)
-        else:
-            b_in, b_rec = (bias[0], bias[1]) if after else (bias, np.zeros(3 * n))
+        b_in, b_rec = self._biases(weights, n, after)
 
         def step(xw_t, states):
             h_tm1 = states["h"]
@@ -89,12 +94,8 @@ class GRUSpec(RecurrentSpec):
         g, ra = acts["activation"], acts["recurrent_activation"]
         U = weights["recurrent_kernel"]
         n = config["units"]
-        bias = weights.get("bias")
         after = self.reset_after(config)
-        if bias is None:
-            b_in, b_rec = np.zeros(3 * n), np.zeros(3 * n)
-        else:
-            b_in, b_rec = (bias[0], bias[1]) if after else (bias, np.zeros(3 * n))
+        b_in, b_rec = self._biases(weights, n, after)
 
         def step_vjp(xw_t, states, d_output, d_new):
             h_tm1 = states["h"]
@@ -132,7 +133,7 @@ class GRUSpec(RecurrentSpec):
                 d_h_prev = d_h_prev + d_reset_h * r + d_u @ U[:, :2 * n].T
             d_x = np.concatenate([d_a_z, d_a_r, d_a_h], axis=1)
             grads = {"recurrent_kernel": d_recurrent}
-            if bias is not None:
+            if "bias" in weights:
                 grads["bias"] = np.stack([d_x.sum(axis=0), d_u.sum(axis=0)]) if after else d_x.sum(axis=0)
             return d_x, {"h": d_h_prev}, grads
 
