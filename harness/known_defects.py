@@ -18,6 +18,8 @@ from harness import layers
 # The targets that run Keras's TensorFlow-backend code (or TensorFlow's ops): Keras 3 on TF, Keras 2 (the
 # same code in tf_keras), and the models saved or converted from a Keras 3 layer on TF.
 TENSORFLOW_CODE = ("tensorflow", "tf-keras", "saved-model", "tflite", "onnx")
+# Keras 3's own layer code (not a backend's): every target that runs Keras 3
+KERAS3_CODE = ("tensorflow", "jax", "torch", "saved-model", "tflite", "onnx")
 
 
 @dataclass(frozen=True)
@@ -125,10 +127,10 @@ DEFECTS: tuple[KnownDefect, ...] = (
     KnownDefect("cases/regressions/keras-bidirectional-stateful-return-state-compute-mask.yaml",
                 "stateful Bidirectional with return_state raises TypeError in compute_mask",
                 lambda doc: doc.get("layer") == "Bidirectional" and all(
-                    doc["config"]["layer"].get(k) for k in ("stateful", "return_state"))),
+                    doc["config"]["layer"].get(k) for k in ("stateful", "return_state")), targets=KERAS3_CODE),
     KnownDefect("cases/regressions/keras-bidirectional-mixed-types-initial-state.yaml",
                 "Bidirectional splits initial_state half and half, whatever its layers' numbers of states",
-                _uneven_bidirectional_states),
+                _uneven_bidirectional_states, targets=KERAS3_CODE + ("tf-keras",)),
     KnownDefect("cases/targets/keras-jax-leading-masked-steps-output-initial-state.yaml",
                 "Keras on JAX outputs the initial state, not zeros, at masked steps before the first unmasked one",
                 _state_before_masked_steps, targets=("jax",)),
