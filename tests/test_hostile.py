@@ -311,8 +311,10 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_results(tmp_path):
     for n in range(count):
         (folder / f"c{n:02d}.yaml").write_text(SEED_CASE.read_text().replace("name: seed-linear-gates", f"name: c{n}"))
     report = tmp_path / "report.json"
+    # pytest-xdist workers ignore SIGINT, and a child inherits that: give the harness the default a shell gives
     process = subprocess.Popen(HARNESS + ["run", str(folder), "--report-json", str(report)], cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in process.stdout:
         if line.startswith("PASSED"):
             break
