@@ -52,22 +52,19 @@ class GRUSpec(RecurrentSpec):
     def bias_description(self) -> str:
         return "(3*units,) with reset_after false; (2, 3*units) with reset_after true (the default): row 0 input bias, row 1 recurrent bias"
 
-    @staticmethod
-    def _biases(weights: dict, n: int, after: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(input bias, recurrent bias): the two rows with reset_after, the one row and zeros without, zeros
-        without use_bias."""
-        bias = weights.get("bias")
+    def _parts(self, weights: dict, config: dict, flavor: str):
+        """What the step and its VJP both use: g, r, U, units, reset_after, and (input bias, recurrent bias):
+        the two rows with reset_after, the one row and zeros without, zeros without use_bias."""
+        acts = self.resolved_activations(config, flavor)
+        n, after, bias = config["units"], self.reset_after(config), weights.get("bias")
         if bias is None:
-            return np.zeros(3 * n), np.zeros(3 * n)
-        return (bias[0], bias[1]) if after else (bias, np.zeros(3 * n))
+            b_in, b_rec = np.zeros(3 * n), np.zeros(3 * n)
+        else:
+            b_in, b_rec = (bias[0], bias[1]) if after else (bias, np.zeros(3 * n))
+        return acts["activation"], acts["recurrent_activation"], weights["recurrent_kernel"], n, after, b_in, b_rec
 
     def step_function(self, weights, config, flavor, q):
-        acts = self.resolved_activations(config, flavor)
-        g, ra = acts["activation"], acts["recurrent_activation"]
-        U = weights["recurrent_kernel"]
-        n = config["units"]
-        after = self.reset_after(config)
-        b_in, b_rec = self._biases(weights, n, after)
+        g, ra, U, n, after, b_in, b_rec = self._parts(weights, config, flavor)
 
         def step(xw_t, states):
             h_tm1 = states["h"]
@@ -90,12 +87,7 @@ class GRUSpec(RecurrentSpec):
         return step
 
     def step_vjp_function(self, weights, config, flavor):
-        acts = self.resolved_activations(config, flavor)
-        g, ra = acts["activation"], acts["recurrent_activation"]
-        U = weights["recurrent_kernel"]
-        n = config["units"]
-        after = self.reset_after(config)
-        b_in, b_rec = self._biases(weights, n, after)
+        g, ra, U, n, after, b_in, b_rec = self._parts(weights, config, flavor)
 
         def step_vjp(xw_t, states, d_output, d_new):
             h_tm1 = states["h"]
