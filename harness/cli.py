@@ -87,7 +87,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 def cmd_run(args) -> int:
     console = Console(highlight=False, soft_wrap=True)
-    problem = _writable("--report-json", args.report_json)
+    problem = _writable("--report-json", args.report_json) or _writable("--html", args.html)
     if problem:
         print(f"harness run: {problem}", file=sys.stderr)
         return 2
@@ -120,6 +120,14 @@ def cmd_run(args) -> int:
         write_atomically(Path(args.report_json), json.dumps([r.to_json() for r in results], indent=2) + "\n")
         if interrupted:
             console.print(f"wrote the {len(results)} finished results to {args.report_json}")
+    if args.html:
+        from harness.html_report import run_page
+        from harness.versions import installed_versions
+
+        note = f"interrupted: {len(results)} of {len(entries)} cases finished" if interrupted else ""
+        described = {e.name: e.case.description for e in entries if e.case}
+        write_atomically(Path(args.html), run_page(results, time.perf_counter() - started, installed_versions(), note,
+                                                   described))
     if interrupted:
         return 130
     return 0 if all(r.ok for r in results) else 1
@@ -289,7 +297,7 @@ def cmd_compare(args) -> int:
     from harness.recording import BEYOND, KINDS, RecordingError, compare, markdown, open_recording
 
     console = Console(highlight=False, soft_wrap=True)
-    for option, target in (("--report-json", args.report_json), ("--markdown", args.markdown)):
+    for option, target in (("--report-json", args.report_json), ("--markdown", args.markdown), ("--html", args.html)):
         problem = _writable(option, target)
         if problem:
             print(f"harness compare: {problem}", file=sys.stderr)
@@ -317,6 +325,10 @@ def cmd_compare(args) -> int:
             {"recorded": old, "now": new, "cases": [c.to_json() for c in comparison.changes]}, indent=2) + "\n")
     if args.markdown:
         write_atomically(Path(args.markdown), markdown(comparison) + "\n")
+    if args.html:
+        from harness.html_report import compare_page
+
+        write_atomically(Path(args.html), compare_page(comparison))
     if not comparison.compared:
         console.print("nothing was compared: no case has outputs both in the recording and now")
         return 1
@@ -421,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-k", "--keyword", help="only cases whose name contains this text")
     run.add_argument("--tag", action="append", help="only cases with this tag (repeatable: any of them)")
     run.add_argument("--report-json", metavar="FILE", help="write one JSON object per case to FILE")
+    run.add_argument("--html", metavar="FILE", help="write one self-contained HTML page: the summary, and per "
+                     "failing case the values, a heat map and a line plot of the error / tolerance")
     _add_mode_option(run)
     _add_target_option(run)
     run.add_argument("--margins", nargs="?", const=10, type=int, metavar="N",
@@ -465,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mode_option(compare_cmd, recorded=True)
     _add_target_option(compare_cmd, several=False)
     compare_cmd.add_argument("--markdown", metavar="FILE", help="write a Markdown report (for a pull-request comment)")
+    compare_cmd.add_argument("--html", metavar="FILE", help="write one self-contained HTML page with a histogram of ulps")
     compare_cmd.add_argument("-v", "--verbose", action="store_true", help="also list bit-identical cases")
     compare_cmd.set_defaults(func=cmd_compare)
 

@@ -64,6 +64,10 @@ class OutputDiff:
     overflowed: int = 0  # elements where the system and the rounded reference both overflowed the dtype
     mode: str = "eager"  # the execution mode the system ran in
     label: str = "Keras"  # the system's name in words
+    # A failing output keeps its element arrays for the pictures of `harness run --html`: "system",
+    # "reference", "expected" (when given), "bound" and "ratio" (|system - reference| / bound, 0 where they
+    # are equal or an overflow was accepted). Passing outputs keep nothing: a whole run's results stay small.
+    arrays: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -157,4 +161,7 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
                                frozenset((REFERENCE, EXPECTED)): bool(re[index])})
         diff.mismatches.append(Mismatch(tuple(int(i) for i in index), values, odd))
     diff.verdict = _verdict(diff.mismatches, expected is not None, label)
+    if bad.any():
+        diff.arrays = {"system": system, "reference": reference, "bound": bound, "ratio": ratio,
+                       **({"expected": expected} if expected is not None else {})}
     return diff

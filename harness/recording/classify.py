@@ -37,6 +37,7 @@ class CaseChange:
     max_ulps: float = 0.0
     max_abs: float = 0.0
     cause: str = ""  # for BEYOND: which side agrees with the reference, and why
+    ulp_counts: tuple[int, ...] = ()  # compared outputs: elements per ULP_EDGES bin (for the HTML histogram)
 
     def to_json(self) -> dict:
         return {"case": self.name, "change": self.kind, "detail": self.detail, "max_ulps": self.max_ulps,
@@ -59,15 +60,31 @@ class Comparison:
         return [c for c in self.changes if c.kind in (IDENTICAL, WITHIN, BEYOND)]
 
 
-def _ulps(old: np.ndarray, new: np.ndarray, dtype: str) -> float:
-    """Largest distance in units in the last place of the case's compute dtype (at the old value)."""
+def ulp_distances(old: np.ndarray, new: np.ndarray, dtype: str) -> np.ndarray:
+    """Per element finite on both sides, the distance in units in the last place of the case's compute
+    dtype (at the old value); flat."""
     both = np.isfinite(old) & np.isfinite(new)
-    if not both.any():
-        return 0.0
     info = finfo(compute_dtype(dtype))
     _, exponent = np.frexp(old[both])  # |old| = m * 2**exponent with 0.5 <= m < 1
     ulp = np.maximum(np.ldexp(1.0, exponent - 1 - int(info.nmant)), float(info.smallest_subnormal))
-    return float(np.max(np.abs(new[both] - old[both]) / ulp))
+    return np.abs(new[both] - old[both]) / ulp
+
+
+def _ulps(old: np.ndarray, new: np.ndarray, dtype: str) -> float:
+    """Largest distance in units in the last place of the case's compute dtype (at the old value)."""
+    return float(np.max(ulp_distances(old, new, dtype), initial=0.0))
+
+
+# Bins of the ulp histogram (`harness compare --html`): 0, 1, 2, 3-4, 5-8, ... 2^19+1-2^20, and beyond.
+# A change of half an ulp happens where the old value sits at a power of two; it counts as 1.
+ULP_EDGES = (0.0, 0.25, 1.5, 2.5) + tuple(2.0 ** k + 0.5 for k in range(2, 21)) + (np.inf,)
+ULP_LABELS = ("0", "1", "2") + tuple(f"{2 ** (k - 1) + 1}-{2 ** k}" for k in range(2, 21)) + (f">{2 ** 20}",)
+
+
+def ulp_histogram(pairs, dtype: str) -> tuple[int, ...]:
+    """Counts of elements per ULP_EDGES bin, over (old, new) array pairs (elements finite on both sides)."""
+    distances = np.concatenate([ulp_distances(a, b, dtype) for a, b in pairs] or [np.zeros(0)])
+    return tuple(int(n) for n in np.histogram(distances, bins=ULP_EDGES)[0])
 
 
 def _agree(case: Case, outputs: list[dict], reference_calls, tolerances) -> bool:
@@ -147,8 +164,9 @@ def _compare_outputs(case: Case, old: list[dict], new: list[dict], result, old_f
     pairs = [(n, k, old[n - 1][k], new[n - 1][k]) for n in range(1, len(new) + 1) for k in new[n - 1]]
     if any(a.shape != b.shape for _, _, a, b in pairs):
         return CaseChange(case.name, BEYOND, "the outputs' names or shapes changed", cause="structural change")
+    counts = ulp_histogram([(a, b) for _, _, a, b in pairs], case.dtype)
     if all(a.tobytes() == b.tobytes() for _, _, a, b in pairs):
-        return CaseChange(case.name, IDENTICAL)
+        return CaseChange(case.name, IDENTICAL, ulp_counts=counts)
     recorded_mode = result.modes[0]  # the outputs compared are that mode's: so are the tolerances
     tolerances = {(number, diff.output): diff.tolerance for number, diff in result.diffs if diff.mode == recorded_mode}
     max_ulps = max(_ulps(a, b, case.dtype) for _, _, a, b in pairs)
@@ -156,10 +174,11 @@ def _compare_outputs(case: Case, old: list[dict], new: list[dict], result, old_f
         max_abs = max(float(np.nanmax(np.abs(a - b), initial=0.0)) for _, _, a, b in pairs)
     within = all(diff_output(k, b, a, None, tolerances[(n, k)]).passed for n, k, a, b in pairs)
     if within:
-        return CaseChange(case.name, WITHIN, f"largest change {max_ulps:.3g} ulps", max_ulps, max_abs)
+        return CaseChange(case.name, WITHIN, f"largest change {max_ulps:.3g} ulps", max_ulps, max_abs,
+                          ulp_counts=counts)
     old_ok = _agree(case, old, run_reference(case, old_flavor), tolerances)
     new_ok = result.outcome in ("passed", "xpassed")
     return CaseChange(case.name, BEYOND, f"largest change {max_abs:.3g} ({max_ulps:.3g} ulps)", max_ulps, max_abs,
-                      _cause(case, old_ok, new_ok, old_flavor, new_flavor))
+                      _cause(case, old_ok, new_ok, old_flavor, new_flavor), counts)
 
 
