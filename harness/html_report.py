@@ -21,6 +21,7 @@ import numpy as np
 from harness import layers
 from harness.compare import EXPECTED, REFERENCE, SYSTEM, OutputDiff
 from harness.report import MAX_ROWS
+from harness.runner import OUTCOMES
 
 MAX_PICTURED_CASES = 20  # failing cases drawn; later ones are listed with their messages
 MAX_PICTURED_OUTPUTS = 6  # failing outputs drawn per case (all targets together)
@@ -39,6 +40,7 @@ td.num { text-align: right; font-family: monospace; }
 .outcome { font-weight: bold; font-family: monospace; }
 .passed, .xfailed, .skipped { color: #2a7a2a; } .failed, .keras-error, .harness-error, .timeout { color: #c0151b; }
 .invalid { color: #9b1fa3; } .unsupported, .xpassed { color: #a86a00; } .skipped { color: #777; }
+td.name { white-space: nowrap; }
 .path { color: #666; font-family: monospace; font-size: .9em; }
 .note { background: #fff8e1; border-left: 4px solid #e0b000; padding: .4em .8em; }
 .pictures img { margin: 4px 8px 4px 0; border: 1px solid #eee; vertical-align: top; }
@@ -59,10 +61,12 @@ def _page(title: str, body: list[str]) -> str:
 
 # --- pictures --------------------------------------------------------------------------------------------
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float, right: float = 0.97):
     from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib only when a page is asked for
 
-    return Figure(figsize=(width, height), dpi=80, layout="constrained")
+    figure = Figure(figsize=(width, height), dpi=80)
+    figure.subplots_adjust(left=0.12, right=right, bottom=0.16, top=0.86)  # fixed: a layout engine draws twice
+    return figure
 
 
 def _img(figure, css_class: str, alt: str) -> str:
@@ -73,10 +77,29 @@ def _img(figure, css_class: str, alt: str) -> str:
 
 
 def _drawing():
-    """Text in figures is never parsed as math: a `$` in any label stays a `$`."""
     import matplotlib  # noqa: PLC0415
 
-    return matplotlib.rc_context({"text.parse_math": False, "font.size": 9})
+    return matplotlib.rc_context({"font.size": 9})
+
+
+def _plain(text: str) -> str:
+    """Text for a figure: a `$` is never the start of mathtext (the labels are the harness's own words, but
+    a system's label or an output name must not be able to break the drawing)."""
+    return text.replace("$", r"\$")
+
+
+def _plain_log_ticks(axis) -> None:
+    """"1e+04", not mathtext: parsing a math label per tick is a third of a picture's drawing time."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: PLC0415
+
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _integer_ticks(axis) -> None:
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
+
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _axes_names(output: str, ndim: int) -> list[str]:
@@ -140,24 +163,30 @@ def heat_map(diff: OutputDiff) -> str:
     norm = LogNorm(vmin=vmin, vmax=vmax, clip=False)
     edge = float(norm(1.0))
     colours = LinearSegmentedColormap.from_list(
-        "error-to-tolerance", [(0.0, "#f4f8fc"), (edge, "#4f8fc0"), (edge, "#fdb863"), (1.0, "#8b0012")])
-    colours.set_under("#ffffff")
-    colours.set_bad("#000000")
+        "error-to-tolerance", [(0.0, "#f4f8fc"), (edge, "#4f8fc0"), (edge, "#fdb863"), (1.0, "#8b0012")]
+    ).with_extremes(under="#ffffff", bad="#000000")
     with _drawing():
-        figure = _figure(6.4, 3.4)
+        figure = _figure(6.4, 3.4, right=0.99)
         axes = figure.add_subplot()
         shown = np.ma.masked_invalid(np.where(grid == 0, vmin / 2, grid))
         image = axes.imshow(shown, aspect="auto", interpolation="nearest", cmap=colours, norm=norm, origin="lower")
-        bar = figure.colorbar(image, ax=axes, extend="min")
+        bar = figure.colorbar(image, ax=axes, extend="min", pad=0.02)
         bar.ax.axhline(1.0, color="black", linewidth=1)
-        bar.set_label("|system - reference| / tolerance")
-        axes.set_xlabel(x_name)
-        axes.set_ylabel(y_name)
+        bar.set_label("error / tolerance (1: the tolerance)")
+        _plain_log_ticks(bar.ax.yaxis)
+        axes.set_xlabel(_plain(x_name))
+        axes.set_ylabel(_plain(y_name))
+        _integer_ticks(axes.xaxis)
+        _integer_ticks(axes.yaxis)
         if grid.shape[0] == 1:
             axes.set_yticks([])
-        title = f"{diff.output}: error / tolerance (above 1: orange to red"
-        title += ", black: NaN/Inf on one side)" if (~np.isfinite(grid)).any() else ")"
-        axes.set_title(title + (f"\nlargest over {folded}" if folded else ""), fontsize=9)
+        if not (finite >= vmin).any() and np.isfinite(grid).all():
+            axes.text(0.5, 0.5, f"{diff.label} equals the reference\n(error 0 everywhere)", transform=axes.transAxes,
+                      ha="center", va="center", color="#555555")
+        title = f"{diff.output}: |{diff.label} - reference| / tolerance"
+        title += "\nabove 1 (orange to red) is a mismatch"
+        title += "; black: NaN/Inf on one side" if (~np.isfinite(grid)).any() else ""
+        axes.set_title(_plain(title + (f"; largest over {folded}" if folded else "")), fontsize=9)
         return _img(figure, "heatmap", f"heat map of {diff.output}: |system - reference| / tolerance")
 
 
@@ -174,6 +203,7 @@ def error_line(diff: OutputDiff) -> tuple[str, int | None, str]:
         axes = figure.add_subplot()
         xs = np.arange(system_line.size)
         marker = "o" if system_line.size <= 60 else None
+        style = "-" if x_name == "step" else "none"  # units are not a sequence: points, not a line
         lines = [(system_line, f"{diff.label} vs reference", "#c0151b")]
         if expected is not None:
             lines.append((_line(expected, names)[0], "hand value vs reference", "#3060b0"))
@@ -181,24 +211,27 @@ def error_line(diff: OutputDiff) -> tuple[str, int | None, str]:
         for values, label, colour in lines:
             finite = np.isfinite(values)
             top = max(top, float(values[finite].max(initial=0.0)))
-            axes.plot(xs, np.where(finite, np.maximum(values, _FLOOR), np.nan), marker=marker, markersize=3,
-                      color=colour, label=label)
+            axes.plot(xs, np.where(finite, np.maximum(values, _FLOOR), np.nan), marker=marker or ".",
+                      markersize=4, linestyle=style, color=colour, label=_plain(label))
         for values, label, colour in lines:
             bad = ~np.isfinite(values)
             if bad.any():
                 axes.plot(xs[bad], np.full(bad.sum(), max(10.0, top) * 3), "x", color=colour,
-                          label=f"{label}: NaN/Inf")
+                          label=_plain(f"{label}: NaN/Inf"))
         axes.axhline(1.0, color="black", linestyle="--", linewidth=1, label="tolerance")
         if start is not None and x_name == "step":
             axes.axvline(start, color="#c0151b", linestyle=":", linewidth=1)
             axes.annotate(f"beyond from step {start}", (start, 1.0), textcoords="offset points", xytext=(4, 6),
                           fontsize=8, color="#c0151b")
         axes.set_yscale("log")
+        _plain_log_ticks(axes.yaxis)
         axes.set_ylim(bottom=_FLOOR / 2)
-        axes.set_xlabel(x_name)
+        axes.set_xlabel(_plain(x_name))
+        _integer_ticks(axes.xaxis)
         axes.set_ylabel("largest error / tolerance")
-        over = "over batch and unit" if x_name == "step" else f"over the other axes, per {x_name}"
-        axes.set_title(f"{diff.output}: largest error / tolerance {over}", fontsize=9)
+        over = "over batch and unit" if x_name == "step" else "over the other axes"
+        axes.set_title(_plain(f"{diff.output}: largest error / tolerance per {x_name}, {over}\n"
+                              f"(below {_FLOOR:g} drawn at {_FLOOR:g})"), fontsize=9)
         axes.legend(fontsize=7, loc="best")
         return _img(figure, "lineplot", f"line plot of {diff.output}: error / tolerance along {x_name}"), start, x_name
 
@@ -209,12 +242,15 @@ def ulp_histogram(counts: tuple[int, ...], labels: tuple[str, ...]) -> str:
         axes = figure.add_subplot()
         last = max((i for i, n in enumerate(counts) if n), default=0)
         shown = max(last + 1, 4)
-        axes.bar(range(shown), [max(n, 0) for n in counts[:shown]], color="#4f8fc0")
-        axes.set_xticks(range(shown), labels[:shown], rotation=45, ha="right")
+        bars = axes.bar(range(shown), counts[:shown], color=["#aaaaaa"] + ["#4f8fc0"] * (shown - 1))
+        axes.bar_label(bars, [str(n) if n else "" for n in counts[:shown]], fontsize=8)
+        axes.set_xticks(range(shown), [_plain(label) for label in labels[:shown]], rotation=45, ha="right")
         axes.set_yscale("log")
+        _plain_log_ticks(axes.yaxis)
+        axes.set_ylim(0.5, max(max(counts), 1) * 3)  # room for the labels; a count of 1 stays visible
         axes.set_xlabel("change in units in the last place of the case's compute dtype (at the recorded value)")
         axes.set_ylabel("elements")
-        axes.set_title("output elements by their change since the recording (cases compared)", fontsize=9)
+        axes.set_title("output elements by their change since the recording (grey: unchanged)", fontsize=9)
         return _img(figure, "histogram", "histogram of the changes in ulps")
 
 
@@ -278,8 +314,9 @@ def _pictured_outputs(result, budget: int) -> tuple[list[str], int]:
     for call, diff in failing:
         same = next((d for c, d in shown if c == call and d.output == diff.output and _same(d, diff)), None)
         if same is not None:
-            parts.append(f"<p>{_e(diff.mode)}: {_e(diff.output)}: the same {len(diff.mismatches)} mismatched "
-                         f"elements, with the same values, as in {_e(same.mode)}</p>")
+            count = len(diff.mismatches)
+            parts.append(f"<p>{_e(diff.mode)}: {_e(diff.output)}: the same {count} mismatched "
+                         f"element{'s' if count != 1 else ''}, with the same values, as in {_e(same.mode)}</p>")
             continue
         if drawn >= budget:
             skipped += 1
@@ -349,7 +386,7 @@ def run_page(results: list, seconds: float, versions: dict | None = None, interr
     if interrupted:
         body.append(f'<p class="note">{_e(interrupted)}</p>')
     body.append("<table><tr><th>outcome</th><th>cases</th></tr>" + "".join(
-        f'<tr><td>{_badge(o)}</td><td class="num">{counts[o]}</td></tr>' for o in counts) + "</table>")
+        f'<tr><td>{_badge(o)}</td><td class="num">{counts[o]}</td></tr>' for o in OUTCOMES if counts[o]) + "</table>")
     verdict = "every case is green" if all(r.ok for r in results) else f"{sum(not r.ok for r in results)} cases are not green"
     body.append(f"<p><b>{_e(verdict)}</b>" + (f"; {len(failing)} failed with mismatched values" if failing else "")
                 + "</p>")
@@ -364,7 +401,7 @@ def run_page(results: list, seconds: float, versions: dict | None = None, interr
         name = f'<a href="#{anchors[i]}">{_e(r.name)}</a>' if i in anchors else _e(r.name)
         per_target = (" ".join(f"{_e(t)}: {_badge(tr.outcome)}" for t, tr in r.targets.items())
                       if len(r.targets) > 1 else "")
-        rows.append(f"<tr><td>{_badge(r.outcome)}</td><td>{name}</td><td class=\"path\">{_e(r.path)}</td>"
+        rows.append(f"<tr><td>{_badge(r.outcome)}</td><td class=\"name\">{name}</td><td class=\"path\">{_e(r.path)}</td>"
                     f'<td class="num">{r.duration_s:.2f}s</td><td>{per_target}{"<br>" if per_target else ""}'
                     f"{_e(r.message)}</td></tr>")
     body.append("<table><tr><th>outcome</th><th>case</th><th>file</th><th>time</th><th>message</th></tr>"
