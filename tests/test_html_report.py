@@ -227,7 +227,8 @@ def test_cli_compare_html_has_its_histogram(tmp_path):
 
 
 def test_ulp_histogram_bins():
-    old = np.array([1.0, 2.0, 3.0, np.nan, 1.0])
-    new = old + np.array([0.0, 2.0 ** -22, 5 * 2.0 ** -22, 0.0, 1e9])
+    old = np.array([1.0, 2.0, 3.0, np.nan, 1.0, 0.0, 0.0])
+    new = old + np.array([0.0, 2.0 ** -22, 5 * 2.0 ** -22, 0.0, 1e9, 1e-30, 0.0])
     counts = dict(zip(ULP_LABELS, ulp_histogram([(old, new)], "float32")))
-    assert {k: n for k, n in counts.items() if n} == {"0": 1, "1": 1, "5-8": 1, f">{2 ** 20}": 1}  # NaN left out
+    # NaN left out; 0 -> 1e-30 changed, so not "0" whatever its size in ulps
+    assert {k: n for k, n in counts.items() if n} == {"0": 2, "1": 2, "5-8": 1, f">{2 ** 20}": 1}

@@ -75,15 +75,20 @@ def _ulps(old: np.ndarray, new: np.ndarray, dtype: str) -> float:
     return float(np.max(ulp_distances(old, new, dtype), initial=0.0))
 
 
-# Bins of the ulp histogram (`harness compare --html`): 0, 1, 2, 3-4, 5-8, ... 2^19+1-2^20, and beyond.
-# A change of half an ulp happens where the old value sits at a power of two; it counts as 1.
-ULP_EDGES = (0.0, 0.25, 1.5, 2.5) + tuple(2.0 ** k + 0.5 for k in range(2, 21)) + (np.inf,)
+# Bins of the ulp histogram (`harness compare --html`): unchanged, 1, 2, 3-4, 5-8, ... 2^19+1-2^20, beyond.
+ULP_EDGES = (0.0, 0.5, 1.5, 2.5) + tuple(2.0 ** k + 0.5 for k in range(2, 21)) + (np.inf,)
 ULP_LABELS = ("0", "1", "2") + tuple(f"{2 ** (k - 1) + 1}-{2 ** k}" for k in range(2, 21)) + (f">{2 ** 20}",)
 
 
 def ulp_histogram(pairs, dtype: str) -> tuple[int, ...]:
-    """Counts of elements per ULP_EDGES bin, over (old, new) array pairs (elements finite on both sides)."""
-    distances = np.concatenate([ulp_distances(a, b, dtype) for a, b in pairs] or [np.zeros(0)])
+    """Counts of elements per ULP_EDGES bin, over (old, new) array pairs (elements finite on both sides).
+    Bin "0" is exactly the unchanged elements: a change of less than an ulp (from 0, where the ulp is taken
+    as 2^-(mantissa bits + 1)) counts as 1."""
+    parts = []
+    for old, new in pairs:
+        both = np.isfinite(old) & np.isfinite(new)
+        parts.append(np.where(old[both] == new[both], 0.0, np.maximum(ulp_distances(old, new, dtype), 1.0)))
+    distances = np.concatenate(parts or [np.zeros(0)])
     return tuple(int(n) for n in np.histogram(distances, bins=ULP_EDGES)[0])
 
 
