@@ -77,6 +77,9 @@ def write_atomically(path: Path, text: str) -> None:
     """Write beside, then rename: a reader never sees half a report, and an interrupted write leaves the old one."""
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as open() would: mkstemp's 0600 would keep a report to share from others
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(temporary, path)

@@ -3,6 +3,7 @@ TensorFlow) and the CLI, with a correct case that passes and a
 perturbed one that fails, a broken file that fails alone, and Keras errors and unsupported cases."""
 
 import json
+import os
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -75,6 +76,12 @@ def test_duplicate_names_fail_the_later_file(pytester, seed_text):
     result.stdout.fnmatch_lines(["*b.yaml*name: duplicate case name 'seed-linear-gates'*", "*also used by*a.yaml*"])
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_cli_run_exit_codes_and_json_report(tmp_path, seed_text, capsys):
     (tmp_path / "seed.yaml").write_text(seed_text)
     assert main(["run", str(tmp_path / "seed.yaml")]) == 0
@@ -88,6 +95,7 @@ def test_cli_run_exit_codes_and_json_report(tmp_path, seed_text, capsys):
     assert rows["seed-mistaken-hand-value"]["path"].endswith("wrong.yaml")
     assert "hand value disagrees" in rows["seed-mistaken-hand-value"]["message"]
     assert "JSON syntax error" in rows["broken"]["details"]
+    assert report.stat().st_mode & 0o777 == 0o666 & ~_umask()  # a report to share, as open() would write it
     out = capsys.readouterr().out
     assert "3 cases" in out and "invalid" in out
 
