@@ -1,4 +1,4 @@
-"""Command line: `harness run`, `harness validate`, `harness explain`."""
+"""Command line: `harness run`, `harness validate`, `harness explain`, ... (`harness capture`: capture.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness import __version__, limits
+from harness import __version__, capture, limits
 from harness.discovery import DEFAULT_CASE_DIR, Entry, load_corpus
 from harness.errors import InvalidCase
 from harness import modes
@@ -490,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("case", help="a case file, or the name of a case under cases/")
     explain.add_argument("--flavor", choices=["keras3", "keras2"], help="Keras semantics (default: the installed Keras)")
     explain.set_defaults(func=cmd_explain)
+    capture.add_subcommand(sub)
     for command in sub.choices.values():  # every subcommand reads case files: every one takes the limits
         command.add_argument("--limit", type=_limit_argument, action="append", default=[], metavar="NAME=VALUE",
                              help="change a limit for this run (repeatable): " + ", ".join(limits.LIMITS)
