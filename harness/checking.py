@@ -39,7 +39,7 @@ import numpy as np
 from harness import precision, versions
 from harness.case import Case
 from harness.errors import InvalidCase, SystemFailure
-from harness.layer_document import layer_document, layer_type, write_document
+from harness.layer_document import layer_document, layer_type, to_numpy, write_document
 from harness.targets.base import SystemRun
 
 LAYER_OBJECT = "layer-object"
@@ -128,8 +128,6 @@ class LayerObject:
         return tf.convert_to_tensor
 
     def run(self, case: Case, mode: str) -> SystemRun:
-        from harness.layer_document import _to_numpy  # noqa: PLC0415
-
         compute = precision.compute_dtype(case.dtype)
         tensor = self._tensor_maker()
         outputs = []
@@ -146,7 +144,7 @@ class LayerObject:
                     raw = self.layer(tensor(precision.round_to(call.input, compute)), **kwargs)
             except Exception as exc:  # noqa: BLE001 - whatever the layer raises is reported
                 raise SystemFailure("running your layer object (eager)", exc, self.label) from exc
-            outputs.append(case.spec.keras_outputs(raw, case.config, convert=_to_numpy))
+            outputs.append(case.spec.keras_outputs(raw, case.config, convert=to_numpy))
         return SystemRun.from_native(outputs)
 
 

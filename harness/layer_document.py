@@ -121,7 +121,7 @@ def layer_weights(layer) -> dict:
     return nested
 
 
-def _to_numpy(value):
+def to_numpy(value):
     for method in ("detach", "cpu"):  # a torch tensor
         if hasattr(value, method):
             value = getattr(value, method)()
@@ -132,13 +132,13 @@ def states_by_name(layer, config: dict, initial_state, batch: int) -> dict:
     """initial_state as the user gives it -> {state name: array}: a dict by the harness's names (h, c,
     forward_h, ...) is taken as is; a list or tuple is in the order Keras's call takes them."""
     if isinstance(initial_state, dict):
-        return {name: _numbers(_to_numpy(value)) for name, value in initial_state.items()}
+        return {name: _numbers(to_numpy(value)) for name, value in initial_state.items()}
     names = list(layers.get(layer_type(layer)).states(config, batch))
     given = list(initial_state)
     if len(given) != len(names):
         raise ValueError(f"initial_state: {len(given)} arrays given; a {layer_type(layer)} with this config takes "
                          f"{len(names)}: {', '.join(names)} (or pass a dict by those names)")
-    return {name: _numbers(_to_numpy(value)) for name, value in zip(names, given)}
+    return {name: _numbers(to_numpy(value)) for name, value in zip(names, given)}
 
 
 def layer_document(layer, inputs, *, mask=None, initial_state=None, expected=None, tolerance=None,
@@ -147,18 +147,18 @@ def layer_document(layer, inputs, *, mask=None, initial_state=None, expected=Non
     InvalidCase (field `layer`) for a layer the harness has no spec for, ValueError for an unbuilt one."""
     if not is_modelled(layer):
         raise not_modelled(layer, f"<layer {getattr(layer, 'name', '?')}>")
-    x = _to_numpy(inputs)
+    x = to_numpy(inputs)
     config = layer_config(layer)
     doc: dict = {"name": name or f"layer-{layer.name}".replace("_", "-"),
                  "description": description or f"{layer_type(layer)} {layer.name!r} with its own config and weights",
                  "layer": layer_type(layer), "config": config, "dtype": dtype_name(layer), "input": _numbers(x),
                  "weights": layer_weights(layer)}
     if mask is not None:
-        doc["mask"] = _to_numpy(mask).astype(bool).tolist()
+        doc["mask"] = to_numpy(mask).astype(bool).tolist()
     if initial_state is not None:
         doc["initial_state"] = states_by_name(layer, config, initial_state, x.shape[0] if x.ndim else 0)
     if expected is not None:
-        doc["expected"] = {key: _numbers(_to_numpy(value)) for key, value in expected.items()}
+        doc["expected"] = {key: _numbers(to_numpy(value)) for key, value in expected.items()}
     if tolerance is not None:
         doc["tolerance"] = tolerance
     return doc
