@@ -200,6 +200,9 @@ def write_document(doc: dict, path: Path, check=None) -> None:
     rename: when it raises, nothing is left at `path`."""
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as open() would: mkstemp's 0600 would hide a case file from others
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(document_text(doc, path.suffix))
         if check is not None:

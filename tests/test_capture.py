@@ -2,6 +2,8 @@
 receives) computed through the model; the written case runs and passes, and reproduces the layer's own
 output in the model; untrusted model and array files are refused clearly, with nothing written."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -49,6 +51,9 @@ def test_a_captured_layer_of_a_functional_model_runs_and_passes(models, tmp_path
     said = capsys.readouterr().out
     assert f"wrote {tmp_path / out}" in said and "with mask" in said
     case = load_case(tmp_path / out)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / out).stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would, not mkstemp's 0600
     assert case.name == f"functional-{layer}" and case.layer == ("LSTM" if layer == "lstm" else "Bidirectional")
     np.testing.assert_array_equal(case.calls[0].mask, x != 0)  # the mask the Embedding hands the layer
     assert main(["run", str(tmp_path / out)]) == 0
