@@ -97,6 +97,13 @@ def doc_stateful(doc: dict) -> bool:
     return any(config.get("stateful") for _, config in layer_configs(doc))
 
 
+def _torch_stateful_backward_in_place(doc: dict) -> bool:
+    """A stateful LSTM or GRU (also inside Bidirectional) differentiated, unmasked (the optimized loop)."""
+    return (bool(doc.get("gradients")) and not _masked(doc)
+            and any(name in ("LSTM", "GRU") and config.get("stateful") and config.get("use_cudnn", "auto") is not False
+                    for name, config in layer_configs(doc)))
+
+
 def _unrolled_backwards_zeroing(doc: dict) -> bool:
     return _masked(doc) and any(all(config.get(k) for k in ("unroll", "go_backwards", "zero_output_for_mask",
                                                               "return_sequences"))
@@ -144,6 +151,9 @@ DEFECTS: tuple[KnownDefect, ...] = (
     KnownDefect("cases/targets/keras-float64-computed-in-float32-jax-torch.yaml",
                 "float64 layers compute in float32 on Keras 3's JAX and PyTorch backends (result_type)",
                 lambda doc: doc.get("dtype") == "float64", targets=("jax", "torch")),
+    KnownDefect("cases/targets/keras-torch-stateful-lstm-gru-backward-inplace.yaml",
+                "a stateful LSTM or GRU on PyTorch cannot be differentiated (its state is written in place)",
+                _torch_stateful_backward_in_place, targets=("torch",)),
     KnownDefect("cases/targets/keras-torch-nan-through-hard-shrink.yaml",
                 "hard_shrink and soft_shrink send NaN to NaN on PyTorch, to 0 on TensorFlow and JAX",
                 lambda doc: _uses(doc, "hard_shrink") or _uses(doc, "soft_shrink"), targets=("torch", "onnx")),
@@ -190,4 +200,5 @@ def case_document(case) -> dict:
     """What the predicates read of a loaded case, as a document: layer, config, dtype, masks and states."""
     calls = [{"input": call.input, **({"mask": True} if call.mask is not None else {}),
               **({"initial_state": True} if call.initial_state is not None else {})} for call in case.calls]
-    return {"layer": case.layer, "config": case.config, "dtype": case.dtype, "calls": calls}
+    return {"layer": case.layer, "config": case.config, "dtype": case.dtype, "calls": calls,
+            **({"gradients": True} if case.gradients is not None else {})}

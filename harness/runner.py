@@ -137,19 +137,36 @@ def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnd
 def _gradient_diffs(case: Case, flavor: str, system: SystemUnderTest, modes: tuple[str, ...], diffs: list,
                     errors: dict) -> str | None:
     """Add the gradient comparisons of every mode to `diffs` (a mode whose differentiation raises goes to
-    `errors`); returns a note when this system cannot give gradients (said, never silently skipped)."""
+    `errors`); returns a note naming the modes this system cannot differentiate and why (said, never
+    silently skipped). A system says why in `no_gradients` (mode -> reason); one without `gradients`
+    cannot differentiate at all."""
     differentiate = getattr(system, "gradients", None)
+    reasons = dict(getattr(system, "no_gradients", {}))
     if differentiate is None:
-        return f"gradients not checked: the {system.name} target does not compute them"
-    reference = gradients.reference_gradients(case, flavor)
+        reasons = {mode: reasons.get(mode, "it does not compute them") for mode in modes}
+    unsupported = [mode for mode in modes if mode in reasons]
+    reference = gradients.reference_gradients(case, flavor) if len(unsupported) < len(modes) else None
     for mode in modes:
+        if mode in reasons:
+            continue
         try:
             found = differentiate(case, mode)
         except SystemFailure as failure:
             errors[mode] = failure
             continue
         diffs.extend(gradients.compare(case, found, reference, system.label, mode))
-    return None
+    return gradient_note(system.name, modes, {mode: reasons[mode] for mode in unsupported})
+
+
+def gradient_note(target: str, modes: tuple[str, ...], unsupported: dict[str, str]) -> str | None:
+    """"gradients unsupported on the tflite target: <why>", or "... in compile mode: <why>" when only some
+    of the modes run cannot be differentiated; None when every mode was."""
+    if not unsupported:
+        return None
+    if len(unsupported) == len(modes) and len(set(unsupported.values())) == 1:
+        return f"gradients unsupported on the {target} target: {next(iter(unsupported.values()))}"
+    return "; ".join(f"gradients unsupported on the {target} target in {mode} mode: {why}"
+                     for mode, why in unsupported.items())
 
 
 def _not_for(case: Case, system: SystemUnderTest) -> str | None:

@@ -20,6 +20,7 @@ from harness.errors import SystemFailure
 from harness.targets.base import SystemRun
 from harness.targets.tensorflow import BUILD_STAGE, import_keras, set_weights
 
+INFERENCE_ONLY = "a converted model runs inference only"
 MODEL_STAGE = "building the functional model (input, mask, initial states)"
 
 

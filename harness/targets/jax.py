@@ -41,9 +41,50 @@ class KerasOnJax(KerasBackend):
         outputs, state["non_trainable"] = state["function"](state["trainable"], state["non_trainable"], x, kwargs)
         return outputs
 
+    def vjp(self, prepared: Prepared, mode: str, wanted: list, x, kwargs, cotangents: dict) -> list:
+        """jax.vjp of `layer.stateless_call` (the Keras code path: a Keras patched in the worker is what runs)
+        with respect to the trainable variables, the input and the initial states; eager: the pullback run
+        as it is, jit: `jax.jit` of it. The states carry as the forward mode's do: eager, by the layer's own
+        call (the stateless call's updates are discarded); jit, through the returned non-trainable values."""
+        import jax  # noqa: PLC0415
+        import jax.numpy as jnp  # noqa: PLC0415
+
+        layer, state, case = prepared.layer, prepared.state, prepared.case
+        kwargs = dict(kwargs)
+        training = kwargs.pop("training", False)  # a Python bool, fixed at trace time as Keras does
+        states = kwargs.pop("initial_state", None)
+        trainable = layer.trainable_variables
+        positions = [next(k for k, v in enumerate(trainable) if v is variable) for variable in wanted]
+
+        def pullback(trainable_values, non_trainable_values, x, states, kwargs, cotangents):
+            def forward(trainable_values, x, states):
+                given = {} if states is None else {"initial_state": states}
+                raw, non_trainable = layer.stateless_call(trainable_values, non_trainable_values, x,
+                                                          training=training, **kwargs, **given)
+                outputs = case.spec.keras_outputs(raw, case.config, convert=lambda p: p)
+                return {name: outputs[name] for name in cotangents}, non_trainable
+
+            outputs, backward, non_trainable = jax.vjp(forward, trainable_values, x, states, has_aux=True)
+            grads = backward({name: jnp.asarray(cotangents[name], dtype=outputs[name].dtype) for name in outputs})
+            return grads, non_trainable
+
+        if mode == "jit":
+            if "gradient" not in state:
+                state["gradient"] = jax.jit(pullback)
+                self._read_variables(prepared)
+            (d_trainable, dx, dstates), state["non_trainable"] = state["gradient"](
+                state["trainable"], state["non_trainable"], x, states, kwargs, cotangents)
+        else:
+            (d_trainable, dx, dstates), _ = pullback([v.value for v in trainable],
+                                                     [v.value for v in layer.non_trainable_variables],
+                                                     x, states, kwargs, cotangents)
+            if case.stateful:
+                layer(x, training=training, **kwargs, **({} if states is None else {"initial_state": states}))
+        return [d_trainable[k] for k in positions] + [dx] + list(dstates or [])
+
     def reset(self, prepared: Prepared, mode: str) -> None:
         prepared.layer.reset_states()
-        if mode == "jit" and "function" in prepared.state:
+        if mode == "jit" and ("function" in prepared.state or "gradient" in prepared.state):
             self._read_variables(prepared)  # the states just reset, as the next stateless call must see them
 
     @staticmethod

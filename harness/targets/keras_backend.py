@@ -102,6 +102,42 @@ class KerasBackend:
             prepared.append((call.reset_states, self.tensor(precision.round_to(call.input, compute), compute), kwargs))
         return prepared
 
+    def gradients(self, case: Case, mode: str) -> list[dict[str, np.ndarray]]:
+        """Per call: gradient name -> float64 values, each call differentiated on its own (a stateful layer's
+        carried state a constant of the call, as the `tensorflow` target does); raises SystemFailure. The
+        backend's own differentiation is `vjp`."""
+        from harness.targets import differentiate  # noqa: PLC0415
+
+        prepared = self.prepare(case)
+        variables = case.spec.keras_variables(prepared.layer)
+        wanted = [variables[name] for name in differentiate.wanted_weights(case, variables)]
+        shapes = {name: tuple(variable.shape) for name, variable in variables.items()}
+        try:
+            arguments = self.arguments(case)
+            if case.stateful:
+                self.reset(prepared, mode)
+        except Exception as exc:  # noqa: BLE001
+            raise SystemFailure(f"preparing the inputs ({mode} mode)", exc, self.label) from exc
+        results = []
+        for number, (reset, x, kwargs) in enumerate(arguments):
+            try:
+                if reset:
+                    self.reset(prepared, mode)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    grads = self.vjp(prepared, mode, wanted, x, kwargs, case.gradients.cotangents[number])
+            except Exception as exc:  # noqa: BLE001
+                raise SystemFailure(f"differentiating call {number + 1} ({mode} mode)", exc, self.label) from exc
+            results.append(differentiate.collect(case, number, differentiate.sources(case, number, variables),
+                                                 grads, shapes))
+        return results
+
+    def vjp(self, prepared: Prepared, mode: str, wanted: list, x, kwargs, cotangents: dict) -> list:
+        """One call's gradients of sum over `cotangents` of sum(cotangent * output), with respect to the
+        variables `wanted`, the input `x` and the initial states in kwargs, in that order, as NumPy arrays
+        (None where the loss does not reach); a stateful layer's states advance as the forward call's do."""
+        raise NotImplementedError
+
     def call(self, prepared: Prepared, mode: str, x, kwargs):
         """One call of the layer in `mode` (eager here; subclasses add their compiled modes)."""
         return prepared.layer(x, **kwargs)

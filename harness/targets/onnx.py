@@ -12,7 +12,7 @@ from __future__ import annotations
 from harness import known_defects
 from harness.case import Case
 from harness.errors import SystemFailure
-from harness.targets.converted import ConvertedTarget, Prepared
+from harness.targets.converted import INFERENCE_ONLY, ConvertedTarget, Prepared
 
 OPSET = 17
 # Activations whose TensorFlow op tf2onnx leaves unconverted inside the RNN's Loop, so that onnxruntime
@@ -33,6 +33,7 @@ class Onnx(ConvertedTarget):
     label = "ONNX (tf2onnx + onnxruntime)"
     modes = ("onnxruntime",)
     default_modes = ("onnxruntime",)
+    no_gradients = {"onnxruntime": INFERENCE_ONLY}
     packages = ("tf2onnx", "onnx", "onnxruntime")
     several_calls = ("a stateful case of several calls cannot be expressed: tf2onnx freezes the state variable at "
                      "its value at conversion, so the ONNX graph is stateless")

@@ -161,14 +161,23 @@ def gradients(system: KerasOnTensorFlow, case: Case, mode: str) -> list[dict[str
     """Per call: gradient name -> float64 values, from tf.GradientTape (eager) or the same tape inside a
     tf.function (graph, xla). The weights are the layer's variables; the input and initial states are
     watched tensors. Raises SystemFailure."""
+    prepared = system.prepare(case)
+    layer = prepared.layer
+    return tape_gradients(case, case.spec.keras_variables(layer), lambda x, kwargs: layer(x, **kwargs),
+                          layer.reset_states, prepared.arguments, mode, system.label)
+
+
+def tape_gradients(case: Case, variables: dict, call, reset, arguments: list, mode: str, label: str,
+                   run_as: str | None = None) -> list[dict[str, np.ndarray]]:
+    """The calls `arguments` (per call: reset first?, input, keyword arguments) of `call(x, kwargs)` (the
+    layer's raw outputs) differentiated one by one with a GradientTape, run as `run_as` (default: `mode`;
+    eager, graph or xla); `variables` are the spec's name -> tf.Variable, `reset` resets a stateful layer's
+    states. What the `tensorflow`, `tf-keras` and `saved-model` targets share."""
     import tensorflow as tf  # noqa: PLC0415
 
-    from harness.gradients import INITIAL_STATE, INPUT  # noqa: PLC0415
+    from harness.targets import differentiate  # noqa: PLC0415
 
-    prepared = system.prepare(case)
-    layer, request = prepared.layer, case.gradients
-    variables = case.spec.keras_variables(layer)
-    wanted = [name for name in request.wrt if name in variables]
+    wanted = differentiate.wanted_weights(case, variables)
 
     def one_call(x, kwargs, cotangents):
         states = kwargs.get("initial_state") or []
@@ -176,30 +185,24 @@ def gradients(system: KerasOnTensorFlow, case: Case, mode: str) -> list[dict[str
             tape.watch(x)
             for state in states:
                 tape.watch(state)
-            outputs = case.spec.keras_outputs(layer(x, **kwargs), case.config, convert=lambda p: p)
+            outputs = case.spec.keras_outputs(call(x, kwargs), case.config, convert=lambda p: p)
             loss = tf.add_n([tf.reduce_sum(tf.cast(outputs[name], tf.float64) * tf.cast(cotangent, tf.float64))
                              for name, cotangent in cotangents.items()])
         return tape.gradient(loss, [variables[name] for name in wanted] + [x] + list(states))
 
-    run = one_call if mode == "eager" else tf.function(one_call, jit_compile=mode == "xla", reduce_retracing=False)
+    run_as = run_as or mode
+    run = one_call if run_as == "eager" else tf.function(one_call, jit_compile=run_as == "xla", reduce_retracing=False)
     if case.stateful:
-        layer.reset_states()
+        reset()
+    shapes = {name: tuple(variable.shape) for name, variable in variables.items()}
     results = []
-    for number, (reset, x, kwargs) in enumerate(prepared.arguments):
+    for number, (first_reset, x, kwargs) in enumerate(arguments):
         try:
-            if reset:
-                layer.reset_states()
-            grads = run(x, kwargs, request.cotangents[number])
+            if first_reset:
+                reset()
+            grads = run(x, kwargs, case.gradients.cotangents[number])
         except Exception as exc:  # noqa: BLE001
-            raise SystemFailure(f"differentiating call {number + 1} ({mode} mode)", exc, LABEL) from exc
-        found = {}
-        names = wanted + [INPUT] + [f"{INITIAL_STATE}.{n}" for n in (case.calls[number].initial_state or {})]
-        for name, grad in zip(names, grads):
-            if name == INPUT and INPUT not in request.wrt:
-                continue
-            if name.startswith(INITIAL_STATE) and INITIAL_STATE not in request.wrt:
-                continue
-            found[name] = (np.zeros(variables[name].shape) if grad is None and name in variables
-                           else np.asarray(grad if grad is not None else 0.0, dtype=np.float64))
-        results.append(found)
+            raise SystemFailure(f"differentiating call {number + 1} ({mode} mode)", exc, label) from exc
+        results.append(differentiate.collect(case, number, differentiate.sources(case, number, variables),
+                                             [None if g is None else g.numpy() for g in grads], shapes))
     return results

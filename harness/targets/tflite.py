@@ -16,7 +16,7 @@ import numpy as np
 
 from harness.case import Case
 from harness.errors import SystemFailure
-from harness.targets.converted import ConvertedTarget, Prepared
+from harness.targets.converted import INFERENCE_ONLY, ConvertedTarget, Prepared
 
 DTYPE_REASONS = {
     "float16": "TFLite has no float16 kernels for the RNN's ops (the converter says: 'tf.Transpose' op is neither "
@@ -34,6 +34,7 @@ class TFLite(ConvertedTarget):
     label = "TFLite (LiteRT)"
     modes = ("interpreter",)
     default_modes = ("interpreter",)
+    no_gradients = {"interpreter": INFERENCE_ONLY}
     packages = ("ai-edge-litert",)
     several_calls = ("a stateful case of several calls needs reset_states between them: a TFLite model keeps the "
                      "state in a resource variable that Interpreter.reset_all_variables() does not reset")

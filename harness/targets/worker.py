@@ -39,6 +39,17 @@ def _run(adapter: str, case: Case, modes: tuple[str, ...]) -> dict:
         return {"prepare": failure}
 
 
+def _gradients(adapter: str, case: Case, mode: str):
+    """The adapter's gradients of the case in `mode`, in the worker: per call, name -> float64 array, or the
+    SystemFailure (returned, so that it crosses back as the forward run's do)."""
+    module, name = adapter.rsplit(".", 1)
+    system = getattr(importlib.import_module(module), name)()
+    try:
+        return system.gradients(case, mode)
+    except SystemFailure as failure:
+        return failure
+
+
 class InWorker:
     """The adapter `adapter` ("module.Class"), run in a worker process for its backend."""
 
@@ -56,8 +67,12 @@ class InWorker:
         return self.local.semantics()
 
     def __getattr__(self, name: str):
-        if name == "package_versions" and hasattr(self.local, name):  # what `requires:` reads, where it differs
-            return self.local.package_versions
+        # What the adapter has only where it applies: `requires:` reads package_versions where it differs;
+        # the runner differentiates through `gradients` (run in the worker) and reads `no_gradients`.
+        if name in ("package_versions", "no_gradients") and hasattr(self.local, name):
+            return getattr(self.local, name)
+        if name == "gradients" and hasattr(self.local, name):
+            return self._gradients
         raise AttributeError(name)
 
     def supports(self, case: Case) -> str | None:
@@ -85,6 +100,20 @@ class InWorker:
         if "prepare" in results:
             raise results["prepare"]
         return results
+
+    def _gradients(self, case: Case, mode: str) -> list[dict]:
+        """The case's gradients in `mode`, computed in the same worker as its forward run (the same variant:
+        float64 cases on JAX in the x64 one); raises SystemFailure."""
+        key, pool = self._pool(case)
+        try:
+            found = pool.submit(_gradients, self.adapter, case, mode).result()
+        except BrokenProcessPool as exc:
+            _POOLS.pop(key, None)
+            raise SystemFailure(f"differentiating in its worker process ({mode} mode; the process died)", exc,
+                                self.label) from exc
+        if isinstance(found, SystemFailure):
+            raise found
+        return found
 
 
 @atexit.register
