@@ -134,8 +134,8 @@ class KerasBackend:
 
     def vjp(self, prepared: Prepared, mode: str, wanted: list, x, kwargs, cotangents: dict) -> list:
         """One call's gradients of sum over `cotangents` of sum(cotangent * output), with respect to the
-        variables `wanted`, the input `x` and the initial states in kwargs, in that order, as NumPy arrays
-        (None where the loss does not reach); a stateful layer's states advance as the forward call's do."""
+        variables `wanted`, the input `x` and the initial states in kwargs, in that order, as arrays NumPy
+        reads (None where the loss does not reach); a stateful layer's states advance as the forward call's do."""
         raise NotImplementedError
 
     def call(self, prepared: Prepared, mode: str, x, kwargs):
