@@ -37,10 +37,14 @@ test-keras3: $(STAMP)
 	$(BIN)/python -m pytest -n 2 tests cases --harness-target tensorflow,jax,torch
 	$(BIN)/python -m pytest -n 2 $(EXPORT_CASES) --harness-target tf-keras,saved-model,tflite,onnx
 
-# Upgrade check across TensorFlow versions: one virtualenv each under .matrix/, report under docs/.
+# Upgrade check across TensorFlow versions: one virtualenv each under .matrix/, reports there too; exits 1
+# when a comparison finds a change beyond tolerance or a new failure. TARGETS: which targets (default
+# tensorflow); DOCS=docs also writes the reports there (tracked), without machine-dependent figures.
 TF ?= 2.15.1 2.21.0
+TARGETS ?= tensorflow
+DOCS ?=
 matrix: $(STAMP)
-	$(BIN)/python scripts/matrix.py $(TF)
+	$(BIN)/python scripts/matrix.py $(TF) --targets "$(TARGETS)" $(if $(DOCS),--docs $(DOCS))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .matrix
