@@ -212,42 +212,72 @@ def cmd_coverage(args) -> int:
 
 
 def cmd_selftest(args) -> int:
-    from harness.faults import CONTROL, CONTROLS, FAMILY_FAULTS, FAULTS, GRADIENT_FAULTS, MORE_FAULTS
-    from harness.selftest import baseline, involves, run_fault, smallest_caught_perturbation
+    from harness.faults import EVERY
 
     console = Console(highlight=False, soft_wrap=True)
-    every = FAULTS + MORE_FAULTS + FAMILY_FAULTS + GRADIENT_FAULTS
-    known = [f.name for f in every]
+    known = [f.name for f in EVERY]
     unknown = [name for name in args.fault or [] if name not in known]
     if unknown:
         print(f"harness selftest: unknown fault {', '.join(map(repr, unknown))}; faults: {', '.join(known)}", file=sys.stderr)
         return 2
     entries = load_corpus(args.paths or [DEFAULT_CASE_DIR])
     cases = [e.case for e in entries if e.case]
-    faults = [f for f in every if not args.fault or f.name in args.fault]
-    witnesses = baseline(cases)
-    console.print(f"{len(witnesses)} of {len(cases)} cases pass against the installed Keras and can witness a fault")
+    faults = [f for f in EVERY if not args.fault or f.name in args.fault]
+    chosen = args.target or (targets.DEFAULT_TARGET,)
+    worst = 0
+    for target in chosen:
+        # One target: today's lines; several: each line says which target it is about.
+        on = f" on {target}" if chosen != (targets.DEFAULT_TARGET,) else ""
+        started = time.perf_counter()
+        worst = max(worst, _selftest_target(console, target, on, cases, faults, args))
+        if on:
+            console.print(f"selftest{on} took {time.perf_counter() - started:.0f}s")
+    return worst
+
+
+def _selftest_target(console, target: str, on: str, cases: list, faults: list, args) -> int:
+    """One target's selftest: baseline, controls, then each fault (caught, escaped, or not applicable)."""
+    from harness.faults import CONTROL, CONTROLS
+    from harness.selftest import baseline, involves, not_applicable, run_fault, smallest_caught_perturbation
+
+    witnesses = baseline(cases, target)
+    console.print(f"{len(witnesses)} of {len(cases)} cases pass against the installed Keras{on} and can witness a fault")
     for control in [CONTROL, *CONTROLS.values()]:
-        result = run_fault(control, [c for c in witnesses if involves(c, control.layer)], stop_at=1)
+        result = run_fault(control, [c for c in witnesses if involves(c, control.layer)], stop_at=1, target=target)
         if result.caught:
-            console.print(f"[red]the fault-injection mechanism itself changes results ({result.failing[0]} fails "
-                          f"under {control.description}): fault results would mean nothing[/]")
+            first = result.failing[0]
+            console.print(f"[red]the fault-injection mechanism itself changes results{on} ({first} "
+                          f"{result.outcomes[first]} under {control.description}: {result.messages[first]}): fault "
+                          "results would mean nothing[/]")
             return 2
-    escaped = 0
+    escaped = applicable = 0
     for fault in faults:
+        why_not = not_applicable(fault, target)
+        if why_not:
+            console.print(f"[yellow]NOT APPLICABLE[/] {fault.name:<40} {why_not}")
+            continue
+        applicable += 1
         result = run_fault(fault, [c for c in witnesses if involves(c, fault.layer)],
-                           stop_at=None if args.all_witnesses else 1)
-        if result.caught:
-            shown = ", ".join(result.failing[:3]) + (" ..." if len(result.failing) > 3 else "")
-            count = f"{len(result.failing)} cases" if args.all_witnesses else "first"
+                           stop_at=None if args.all_witnesses else 1, target=target)
+        if result.raised_only:  # the fault's own code may be what raised: not a catch to trust
+            escaped += 1
+            first = result.failing[0]
+            console.print(f"[red]RAISED [/] {fault.name:<40} {fault.description}  (every failing case raised, none "
+                          f"disagreed; first: {first}: {result.messages[first]})")
+        elif result.caught:
+            shown = ", ".join(result.disagreed[:3]) + (" ..." if len(result.disagreed) > 3 else "")
+            count = f"{len(result.disagreed)} cases" if args.all_witnesses else "first"
             console.print(f"[green]CAUGHT [/] {fault.name:<40} {fault.description}  ({count}: {shown})")
         else:
             escaped += 1
             console.print(f"[red]ESCAPED[/] {fault.name:<40} {fault.description}")
-    console.print(f"faults caught: {len(faults) - escaped} / {len(faults)}")
+    skipped = len(faults) - applicable
+    console.print(f"faults caught{on}: {applicable - escaped} / {applicable}"
+                  + (f" ({skipped} not applicable{on})" if skipped else ""))
     if args.perturbation:
-        for dtype, eps in smallest_caught_perturbation(witnesses).items():
-            console.print(f"smallest caught h perturbation, {dtype}: " + (f"{eps:g}" if eps else "none of 1e-1 .. 1e-12"))
+        for dtype, eps in smallest_caught_perturbation(witnesses, target).items():
+            console.print(f"smallest caught h perturbation{on}, {dtype}: "
+                          + (f"{eps:g}" if eps else "none of 1e-1 .. 1e-12"))
     return 1 if escaped else 0
 
 
@@ -383,6 +413,15 @@ def _targets_argument(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _selftest_targets_argument(text: str) -> tuple[str, ...]:
+    from harness.selftest import parse_targets  # noqa: PLC0415
+
+    try:
+        return parse_targets(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 class _Targets(argparse.Action):
     """--target NAME, repeatable or a comma list; the union, in registry order."""
 
@@ -458,6 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--fault", action="append", help="only this fault (repeatable)")
     selftest.add_argument("--all-witnesses", action="store_true", help="run every case per fault, not only until one fails")
     selftest.add_argument("--perturbation", action="store_true", help="also find the smallest caught h * (1 + eps) per dtype")
+    selftest.add_argument("--target", type=_selftest_targets_argument, action=_Targets, default=None, metavar="NAMES",
+                          help="where the faults are injected: tensorflow (this process), jax, torch (their worker "
+                               "processes), or all (those installed); repeatable or a comma list (default: tensorflow)")
     selftest.set_defaults(func=cmd_selftest)
 
     fuzz_cmd = sub.add_parser("fuzz", help="random valid cases on Keras and the reference; shrink disagreements")

@@ -1,16 +1,21 @@
-"""Deliberately broken versions of Keras's recurrent layers, patched in-process one at a time (for
-`harness selftest`).
+"""Deliberately broken versions of Keras's recurrent layers, patched one at a time into the process that
+runs Keras (for `harness selftest`): this process for the tensorflow target, the worker process of the
+jax and torch targets (harness/targets/worker.py installs a fault there by its name, `by_name`).
 
 A harness that cannot fail is worthless: each fault here is a plausible Keras defect, and the shipped
 corpus must catch every one. Cell faults replace a cell's `call` (LSTMCell, GRUCell, SimpleRNNCell) with
 a re-statement of Keras's own step that carries the defect; layer faults wrap `LSTM.call`; Bidirectional
-faults re-state `Bidirectional.call`'s merge. Keras 3 only. Each fault names the layer it breaks, and
-each layer has a control (the re-statement without a defect) that must pass everything first.
+faults re-state `Bidirectional.call`'s merge. Keras 3 only, written with `keras.ops` so that one fault
+runs on every Keras 3 backend; a fault that needs one backend's API says so in `backends`. Each fault
+names the layer it breaks, and each layer has a control (the re-statement without a defect) that must
+pass everything first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import sys
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -23,14 +28,18 @@ class Fault:
     description: str
     install: Callable[[], contextlib.AbstractContextManager]
     layer: str = "LSTM"  # the layer it breaks (Bidirectional cases wrap it too)
+    backends: tuple[str, ...] | None = None  # the Keras backends it can be written for; None: every one
+    why_backends: str = ""  # why only those, for "not applicable on jax: ..."
+    gradients_only: bool = False  # forward values bit-identical: only a target that computes gradients sees it
 
 
 def _rnn_module(name: str):
-    from harness.targets.tensorflow import import_keras
+    """Keras's module `name`, from the Keras already running in this process (a worker imports it on its own
+    backend before installing a fault), or the tensorflow target's Keras."""
+    if "keras" not in sys.modules:
+        from harness.targets.tensorflow import import_keras  # noqa: PLC0415
 
-    import_keras()
-    import importlib  # noqa: PLC0415
-
+        import_keras()
     return importlib.import_module(f"keras.src.layers.rnn.{name}")  # Keras internals, patched on purpose
 
 
@@ -64,15 +73,17 @@ def _piecewise_linear(activation, ops, dtype):
     return approx
 
 
-def _scaled_gradient(variable, factor: float):
-    """The variable's value, unchanged, whose gradient comes back multiplied by `factor` (TensorFlow only)."""
-    import tensorflow as tf  # noqa: PLC0415
+def _scaled_gradient(ops, value, factor: float):
+    """`value` unchanged, whose gradient comes back multiplied by `factor`, on any backend: v - stop_gradient(v)
+    is exactly zero forward (so the sum is bit-identical to v) and has gradient 1."""
+    frozen = ops.stop_gradient(value)
+    return frozen + factor * (value - frozen)
 
-    @tf.custom_gradient
-    def identity(value):
-        return tf.identity(value), lambda upstream: upstream * tf.cast(factor, upstream.dtype)
 
-    return identity(tf.convert_to_tensor(variable))
+def _executing_eagerly() -> bool:
+    import tensorflow as tf  # noqa: PLC0415 - only for the fault that needs it (TensorFlow only)
+
+    return tf.executing_eagerly()
 
 
 def _cell_fault(kind: str, scale: float = 1.0):
@@ -81,7 +92,6 @@ def _cell_fault(kind: str, scale: float = 1.0):
     @contextlib.contextmanager
     def install():
         lstm = _lstm_module()
-        import tensorflow as tf  # noqa: PLC0415
         from keras import ops  # noqa: PLC0415
 
         def replacement(original):
@@ -91,9 +101,9 @@ def _cell_fault(kind: str, scale: float = 1.0):
                     h_tm1 = ops.stop_gradient(h_tm1)
                 if kind == "stop-gradient-c":
                     c_tm1 = ops.stop_gradient(c_tm1)
-                kernel = _scaled_gradient(self.kernel, 1.01) if kind == "kernel-gradient-scaled" else self.kernel
+                kernel = _scaled_gradient(ops, self.kernel, 1.01) if kind == "kernel-gradient-scaled" else self.kernel
                 z = ops.matmul(inputs, kernel) + ops.matmul(h_tm1, self.recurrent_kernel)
-                scaled = kind == "bias-scaled" or (kind == "bias-scaled-when-compiled" and not tf.executing_eagerly())
+                scaled = kind == "bias-scaled" or (kind == "bias-scaled-when-compiled" and not _executing_eagerly())
                 if self.use_bias and kind != "bias-ignored":
                     z = z + (self.bias * 1.001 if scaled else self.bias)
                 if kind == "recurrent-kernel-ignored":
@@ -343,11 +353,11 @@ FAMILY_FAULTS: tuple[Fault, ...] = (
 # gradient cases (cases/gradients/).
 GRADIENT_FAULTS: tuple[Fault, ...] = (
     Fault("stop-gradient-previous-h", "backprop truncated: stop_gradient on h_{t-1} (forward unchanged)",
-          _cell_fault("stop-gradient-h")),
+          _cell_fault("stop-gradient-h"), gradients_only=True),
     Fault("stop-gradient-previous-c", "backprop truncated: stop_gradient on c_{t-1} (forward unchanged)",
-          _cell_fault("stop-gradient-c")),
+          _cell_fault("stop-gradient-c"), gradients_only=True),
     Fault("kernel-gradient-scaled", "the kernel's gradient is multiplied by 1.01 (forward unchanged)",
-          _cell_fault("kernel-gradient-scaled")),
+          _cell_fault("kernel-gradient-scaled"), gradients_only=True),
 )
 
 FAULTS: tuple[Fault, ...] = (
@@ -381,5 +391,27 @@ MORE_FAULTS: tuple[Fault, ...] = (
           _layer_fault("backwards-sequence-reordered")),
     Fault("reset-states-ignored", "reset_states() does nothing", _reset_states_ignored),
     Fault("bias-scaled-when-compiled", "the bias is multiplied by 1.001 under tf.function only (eager is right)",
-          _cell_fault("bias-scaled-when-compiled")),
+          _cell_fault("bias-scaled-when-compiled"), backends=("tensorflow",),
+          why_backends="it tells compiled from eager with tf.executing_eagerly(), a TensorFlow API (no test of "
+                       "\"compiled\" works on every backend: JAX traces even its eager loop, lax.scan)"),
 )
+
+# Every fault `harness selftest` knows, by name: what a worker process is told to install.
+EVERY: tuple[Fault, ...] = FAULTS + MORE_FAULTS + FAMILY_FAULTS + GRADIENT_FAULTS
+_H_SCALED = "h-scaled-"
+
+
+def by_name(name: str) -> Fault:
+    """The fault called `name`: a listed fault, a control, or any `h-scaled-EPS` (the perturbation search's);
+    KeyError for an unknown name."""
+    for fault in (*EVERY, CONTROL, *CONTROLS.values()):
+        if fault.name == name:
+            return fault
+    if name.startswith(_H_SCALED):
+        try:
+            epsilon = float(name[len(_H_SCALED):])
+        except ValueError:
+            raise KeyError(name) from None
+        if h_scaled(epsilon).name == name:
+            return h_scaled(epsilon)
+    raise KeyError(name)

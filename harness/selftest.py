@@ -3,27 +3,71 @@
 A fault is caught when at least one case that passes against the real Keras fails against the broken
 one. Also measures the smallest relative perturbation of h (h * (1 + eps)) that some case of each dtype
 catches.
+
+Targets: the fault is installed where the target runs Keras: in this process for `tensorflow`, in fresh
+worker processes of their own for `jax` and `torch` (harness/targets/worker.py), uninstalled after the
+fault's run in either case. A fault that cannot be expressed on a target is "not applicable" there, with
+the reason, never silently dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
+from typing import Iterator
 
+from harness import targets
 from harness.case import Case
-from harness.faults import FAULTS, Fault, h_scaled
+from harness.faults import Fault, FAULTS, h_scaled
 from harness.runner import run_case
 
 EPSILONS = tuple(10.0 ** -k for k in range(1, 13))
+# Where a fault can be installed: Keras 3 running in this process, or in a worker started for the fault.
+TARGETS = ("tensorflow", "jax", "torch")
+_BACKEND = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+_UNREACHABLE = {
+    "tf-keras": "it runs Keras 2 (the tf_keras package); the faults patch Keras 3 (keras.src)",
+    "saved-model": "it converts the tensorflow target's layer (the same Keras code: use --target tensorflow); "
+                   "selftest does not convert",
+}
+_UNREACHABLE["tflite"] = _UNREACHABLE["onnx"] = _UNREACHABLE["saved-model"]
+ERRORS = ("keras-error", "harness-error", "timeout")  # a case that raised under the fault, rather than disagreed
+
+
+def parse_targets(text: str) -> tuple[str, ...]:
+    """"jax,torch", "tensorflow" or "all" (every installed target a fault can reach) -> names; ValueError
+    naming a target selftest cannot reach and why, or the packages a requested one lacks."""
+    words = [w.strip() for w in text.split(",") if w.strip()]
+    if "all" in words:
+        return tuple(name for name in TARGETS if name in targets.installed())
+    for word in words:
+        if word in _UNREACHABLE:
+            raise ValueError(f"selftest cannot inject faults into target {word!r}: {_UNREACHABLE[word]} "
+                             f"(selftest targets: {', '.join(TARGETS)}, all)")
+    return targets.parse_targets(",".join(words))
 
 
 @dataclass
 class FaultResult:
     fault: Fault
     failing: list[str] = field(default_factory=list)  # cases that passed before and fail under the fault
+    outcomes: dict[str, str] = field(default_factory=dict)  # failing case -> its outcome under the fault
+    messages: dict[str, str] = field(default_factory=dict)  # failing case -> its one-line message
+    target: str = targets.DEFAULT_TARGET
 
     @property
     def caught(self) -> bool:
         return bool(self.failing)
+
+    @property
+    def disagreed(self) -> list[str]:
+        """The failing cases whose values disagreed (not those that raised)."""
+        return [name for name in self.failing if self.outcomes.get(name) not in ERRORS]
+
+    @property
+    def raised_only(self) -> bool:
+        """Every failing case raised: the fault's own code may not run on this target, so not a catch to trust."""
+        return self.caught and not self.disagreed
 
 
 def involves(case: Case, layer: str) -> bool:
@@ -34,35 +78,66 @@ def involves(case: Case, layer: str) -> bool:
     return directions is not None and any(spec.name == layer for spec, _ in directions(case.config).values())
 
 
-def baseline(cases: list[Case]) -> list[Case]:
+def baseline(cases: list[Case], target: str = targets.DEFAULT_TARGET) -> list[Case]:
     """The cases that pass against the real Keras: only they can witness a fault."""
-    return [case for case in cases if run_case(case).outcome == "passed"]
+    system = targets.get(target)
+    return [case for case in cases if run_case(case, system=system).outcome == "passed"]
 
 
-def run_fault(fault: Fault, cases: list[Case], stop_at: int | None = None) -> FaultResult:
-    result = FaultResult(fault)
-    with fault.install():
+def not_applicable(fault: Fault, target: str) -> str | None:
+    """Why `fault` cannot be caught on `target` (said in the report), or None."""
+    if fault.backends is not None and _BACKEND[target] not in fault.backends:
+        return f"not applicable on {target}: {fault.why_backends}"
+    if fault.gradients_only and getattr(targets.get(target), "gradients", None) is None:
+        return (f"not applicable on {target}: it changes only gradients, and the {target} target does not compute "
+                "them yet")
+    return None
+
+
+@contextlib.contextmanager
+def installed(fault: Fault, target: str) -> Iterator:
+    """The target's system under test with `fault` installed where it runs Keras; uninstalled on exit."""
+    if target in targets.WORKERS:
+        system = targets.with_fault(target, fault.name)
+        try:
+            yield system
+        finally:
+            system.close()
+    else:
+        with fault.install():
+            yield targets.get(target)
+
+
+def run_fault(fault: Fault, cases: list[Case], stop_at: int | None = None,
+              target: str = targets.DEFAULT_TARGET) -> FaultResult:
+    """Run `cases` with `fault` installed on `target`. With `stop_at`, stop after that many cases whose values
+    disagreed (a case that raised does not count towards it: the fault's code itself may be what raised)."""
+    result = FaultResult(fault, target=target)
+    with installed(fault, target) as system:
         for case in cases:
-            if run_case(case).outcome != "passed":
+            outcome = run_case(case, system=system)
+            if outcome.outcome != "passed":
                 result.failing.append(case.name)
-                if stop_at and len(result.failing) >= stop_at:
+                result.outcomes[case.name], result.messages[case.name] = outcome.outcome, outcome.message
+                if stop_at and len(result.disagreed) >= stop_at:
                     break
     return result
 
 
-def smallest_caught_perturbation(cases: list[Case]) -> dict[str, float | None]:
+def smallest_caught_perturbation(cases: list[Case], target: str = targets.DEFAULT_TARGET) -> dict[str, float | None]:
     """Per dtype: the smallest eps in EPSILONS for which h * (1 + eps) fails some case of that dtype."""
     found: dict[str, float | None] = {}
     for dtype in sorted({case.dtype for case in cases}):
         of_dtype = [case for case in cases if case.dtype == dtype]
         found[dtype] = None
         for eps in EPSILONS:
-            if not run_fault(h_scaled(eps), of_dtype, stop_at=1).caught:
+            if not run_fault(h_scaled(eps), of_dtype, stop_at=1, target=target).caught:
                 break
             found[dtype] = eps
     return found
 
 
-def selftest(cases: list[Case], faults: tuple[Fault, ...] = FAULTS, stop_at: int | None = None) -> list[FaultResult]:
-    witnesses = baseline(cases)
-    return [run_fault(fault, witnesses, stop_at) for fault in faults]
+def selftest(cases: list[Case], faults: tuple[Fault, ...] = FAULTS, stop_at: int | None = None,
+             target: str = targets.DEFAULT_TARGET) -> list[FaultResult]:
+    witnesses = baseline(cases, target)
+    return [run_fault(fault, witnesses, stop_at, target) for fault in faults]

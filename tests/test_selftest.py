@@ -77,3 +77,88 @@ def test_gradient_faults_are_caught_and_leave_forward_values_alone(fault, cases)
     witnesses = [load_case(REPO / "cases" / name) for name in GRADIENT_SUBSET]
     assert run_fault(fault, witnesses, stop_at=1).caught, f"{fault.name} escaped"
     assert run_fault(fault, cases).failing == []  # forward-only cases cannot see it
+
+
+# --- other targets: the fault installed in the worker process of the jax and torch targets ---------------
+
+from harness import targets  # noqa: E402
+from harness.faults import EVERY, Fault, by_name  # noqa: E402
+from harness.runner import run_case  # noqa: E402
+from harness.selftest import not_applicable, parse_targets  # noqa: E402
+from harness.targets import worker  # noqa: E402
+
+WORKER_TARGETS = [pytest.param(name, marks=pytest.mark.skipif(name not in targets.installed(),
+                                                               reason=f"the {name} target is not installed"))
+                  for name in ("jax", "torch")]
+# Masked: on torch an unmasked LSTM runs Keras's own torch loop (backend.lstm), not LSTMCell.call.
+MASKED = "masking/mask-right-padded-seq.yaml"
+
+
+def _fault_pools() -> list[str]:
+    return [key for key in worker._POOLS if "+fault:" in key]
+
+
+@pytest.mark.parametrize("target", WORKER_TARGETS)
+def test_a_fault_is_caught_through_a_worker_target_and_never_leaks(target):
+    case = load_case(REPO / "cases" / MASKED)
+    assert run_case(case, system=targets.get(target)).outcome == "passed"
+    fault = next(f for f in FAULTS if f.name == "output-gate-dropped")
+    result = run_fault(fault, [case], target=target)
+    assert result.disagreed == [case.name] and result.outcomes[case.name] == "failed", result.messages
+    assert _fault_pools() == []  # its worker ended with its run
+    assert run_case(case, system=targets.get(target)).outcome == "passed"  # the fault-free worker never saw it
+
+    system = targets.with_fault(target, fault.name)
+    try:  # in the same worker: failing with the fault, passing once it is uninstalled
+        assert run_case(case, system=system).outcome == "failed"
+        pids = system.uninstall()
+        assert len(pids) == 1
+        assert run_case(case, system=system).outcome == "passed"
+        assert system.uninstall() == pids  # the same process ran the passing case
+    finally:
+        system.close()
+    assert _fault_pools() == []
+
+
+@pytest.mark.parametrize("target", WORKER_TARGETS)
+def test_a_fault_that_cannot_be_installed_is_not_a_catch(target):
+    case = load_case(REPO / "cases" / MASKED)
+    broken = Fault("no-such-fault", "unknown to the worker: its install raises", FAULTS[0].install)
+    result = run_fault(broken, [case], stop_at=1, target=target)
+    assert result.failing == [case.name] and result.raised_only and not result.disagreed
+    assert _fault_pools() == []
+
+
+def test_every_fault_is_found_by_its_name():
+    for fault in (*EVERY, CONTROL, *CONTROLS.values()):
+        assert by_name(fault.name) is fault
+    assert by_name("h-scaled-1e-05").name == "h-scaled-1e-05" and by_name("h-scaled-0.001").name == "h-scaled-0.001"
+    for name in ("nosuch", "h-scaled-x", "h-scaled-1e-5"):
+        with pytest.raises(KeyError):
+            by_name(name)
+
+
+class _Backend:
+    def __init__(self, gradients: bool):
+        if gradients:
+            self.gradients = lambda case, mode: []
+
+
+def test_what_applies_where(monkeypatch):
+    compiled = next(f for f in MORE_FAULTS if f.name == "bias-scaled-when-compiled")
+    assert not_applicable(compiled, "tensorflow") is None
+    assert not_applicable(compiled, "jax").startswith("not applicable on jax: it tells compiled from eager with "
+                                                      "tf.executing_eagerly(), a TensorFlow API")
+    assert not_applicable(FAULTS[0], "torch") is None
+    # gradient faults: applicable wherever the target computes gradients (jax and torch once they do)
+    for has, expected in ((False, "not applicable on jax: it changes only gradients, and the jax target does not "
+                                  "compute them yet"), (True, None)):
+        monkeypatch.setattr(targets, "get", lambda name=None, has=has: _Backend(has))
+        assert not_applicable(GRADIENT_FAULTS[0], "jax") == expected
+
+
+def test_selftest_targets():
+    assert parse_targets("jax,torch") == ("jax", "torch")
+    assert set(parse_targets("all")) <= {"tensorflow", "jax", "torch"}
+    with pytest.raises(ValueError, match="selftest cannot inject faults into target 'tf-keras': it runs Keras 2"):
+        parse_targets("tensorflow,tf-keras")

@@ -16,12 +16,16 @@ from importlib import metadata
 from harness.targets.base import SystemRun, SystemUnderTest, run_modes
 
 DEFAULT_TARGET = "tensorflow"
+# the targets that run in a worker process: name -> (adapter, hook run in the worker before Keras's import)
+WORKERS = {"jax": ("harness.targets.jax.KerasOnJax", "harness.targets.jax.before_import"),
+           "torch": ("harness.targets.torch.KerasOnTorch", None),
+           "tf-keras": ("harness.targets.tf_keras.TfKeras", None)}
 # name -> (how to make it, the distributions it needs)
 _REGISTRY = {
     "tensorflow": (lambda: _tensorflow(), ("keras",)),
-    "jax": (lambda: _worker("harness.targets.jax.KerasOnJax", "harness.targets.jax.before_import"), ("jax",)),
-    "torch": (lambda: _worker("harness.targets.torch.KerasOnTorch"), ("torch",)),
-    "tf-keras": (lambda: _worker("harness.targets.tf_keras.TfKeras"), ("tf-keras",)),
+    "jax": (lambda: _worker(*WORKERS["jax"]), ("jax",)),
+    "torch": (lambda: _worker(*WORKERS["torch"]), ("torch",)),
+    "tf-keras": (lambda: _worker(*WORKERS["tf-keras"]), ("tf-keras",)),
     "saved-model": (lambda: _local("harness.targets.saved_model.SavedModel"), ("keras",)),
     "tflite": (lambda: _local("harness.targets.tflite.TFLite"), ("keras", "ai-edge-litert")),
     "onnx": (lambda: _local("harness.targets.onnx.Onnx"), ("keras", "tf2onnx", "onnxruntime")),
@@ -46,10 +50,10 @@ def _local(adapter: str):
     return getattr(importlib.import_module(module), name)()
 
 
-def _worker(adapter: str, hook: str | None = None):
+def _worker(adapter: str, hook: str | None = None, fault: str | None = None):
     from harness.targets.worker import InWorker  # noqa: PLC0415
 
-    return InWorker(adapter, hook)
+    return InWorker(adapter, hook, fault)
 
 
 def missing_packages(name: str) -> list[str]:
@@ -84,6 +88,12 @@ def parse_targets(text: str) -> tuple[str, ...]:
             raise ValueError(f"target {word!r} needs {', '.join(missing)}, which is not installed: "
                              f"{INSTALL_HINT.get(word, 'pip install ' + ' '.join(missing))}")
     return tuple(n for n in NAMES if n in words)
+
+
+def with_fault(name: str, fault: str):
+    """A worker target whose worker processes run with the fault `fault` (harness/faults.py) installed:
+    fresh processes of its own, never shared with `get(name)`'s; its close() uninstalls the fault and ends them."""
+    return _worker(*WORKERS[name], fault=fault)
 
 
 _MADE: dict[str, SystemUnderTest] = {}

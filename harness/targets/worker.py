@@ -2,11 +2,16 @@
 gets one process (the standard library's process pool, spawn start), started on first use and kept for
 the run. The parent keeps the adapter's metadata (name, modes, supports) and computes the reference; the
 worker builds and runs the layer and sends back plain arrays. A worker that dies fails that case's
-modes with the reason, and the next case starts a fresh worker."""
+modes with the reason, and the next case starts a fresh worker.
+
+`harness selftest` asks for a worker with a fault installed (`InWorker(..., fault=NAME)`): a pool of its
+own, never shared with the fault-free workers, whose process installs the fault (harness/faults.py, by
+name) right after Keras's import; `close()` uninstalls it there and ends the process."""
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import multiprocessing
 import os
@@ -17,15 +22,29 @@ from harness.case import Case
 from harness.errors import SystemFailure
 
 _POOLS: dict[str, ProcessPoolExecutor] = {}
+_FAULT = contextlib.ExitStack()  # in a worker started with a fault: what uninstalls it
 
 
-def _start(backend: str, hook: str | None) -> None:
-    """In the worker, before anything imports Keras."""
+def _start(backend: str, hook: str | None, fault: str | None = None) -> None:
+    """In the worker, before anything imports Keras; with `fault`, Keras is then imported on `backend` and
+    the fault installed for the life of the process (or until `_remove_fault`)."""
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if hook:
         module, function = hook.rsplit(".", 1)
         getattr(importlib.import_module(module), function)()
+    if fault:
+        from harness.faults import by_name  # noqa: PLC0415
+        from harness.targets.keras_backend import import_keras  # noqa: PLC0415
+
+        import_keras(backend)
+        _FAULT.enter_context(by_name(fault).install())
+
+
+def _remove_fault() -> int:
+    """In the worker: uninstall its fault (the patched Keras methods restored); the worker's pid, for tests."""
+    _FAULT.close()
+    return os.getpid()
 
 
 def _run(adapter: str, case: Case, modes: tuple[str, ...]) -> dict:
@@ -53,10 +72,11 @@ def _gradients(adapter: str, case: Case, mode: str):
 class InWorker:
     """The adapter `adapter` ("module.Class"), run in a worker process for its backend."""
 
-    def __init__(self, adapter: str, hook: str | None = None):
+    def __init__(self, adapter: str, hook: str | None = None, fault: str | None = None):
         module, name = adapter.rsplit(".", 1)
         self.local = getattr(importlib.import_module(module), name)()  # metadata only: imports no backend
-        self.adapter, self.hook = adapter, hook
+        self.adapter, self.hook, self.fault = adapter, hook, fault
+        self.removed = False  # the fault was uninstalled (uninstall()): no new process gets it
         self.name, self.label, self.modes = self.local.name, self.local.label, self.local.modes
         self.default_modes = self.local.default_modes
 
@@ -83,11 +103,38 @@ class InWorker:
         with x64 enabled, the others in one as users run JAX by default)."""
         variant = self.local.variant(case) if hasattr(self.local, "variant") else None
         key = f"{self.name}:{variant}" if variant else self.name
+        if self.fault:
+            key = f"{key}+fault:{self.fault}"  # its own pool: a fault never reaches a fault-free worker
         if key not in _POOLS:
             hook = self.hook if variant else None
-            _POOLS[key] = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                              initializer=_start, initargs=(self.local.backend, hook))
+            fault = None if self.removed else self.fault
+            _POOLS[key] = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
+                                              initargs=(self.local.backend, hook, fault))
         return key, _POOLS[key]
+
+    def uninstall(self) -> list[int]:
+        """Uninstall this worker's fault in each of its processes (they stay up); the pids that did. A process
+        started after this (one died) starts without the fault."""
+        self.removed = True
+        done = []
+        for key in self._fault_keys():
+            try:
+                done.append(_POOLS[key].submit(_remove_fault).result())
+            except BrokenProcessPool:
+                _POOLS.pop(key)  # the process died: nothing of the fault is left
+        return done
+
+    def close(self) -> None:
+        """Uninstall the fault and end this fault's processes (a later run starts fresh ones). Fault-free
+        workers are kept for the run: a no-op for them."""
+        if not self.fault:
+            return
+        self.uninstall()
+        for key in self._fault_keys():
+            _POOLS.pop(key).shutdown(wait=True, cancel_futures=True)
+
+    def _fault_keys(self) -> list[str]:
+        return [k for k in _POOLS if k.endswith(f"+fault:{self.fault}") and k.split("+")[0].split(":")[0] == self.name]
 
     def run_all(self, case: Case, modes: tuple[str, ...]) -> dict:
         """Prepare and run every mode in the worker; raises SystemFailure when the layer cannot be built."""
