@@ -162,3 +162,17 @@ def test_selftest_targets():
     assert set(parse_targets("all")) <= {"tensorflow", "jax", "torch"}
     with pytest.raises(ValueError, match="selftest cannot inject faults into target 'tf-keras': it runs Keras 2"):
         parse_targets("tensorflow,tf-keras")
+
+
+@pytest.mark.parametrize("target", WORKER_TARGETS[:1])
+def test_cli_selftest_on_a_worker_target_says_what_does_not_apply(target, capsys):
+    from harness.cli import main
+
+    code = main(["selftest", str(REPO / "cases" / MASKED), "--target", target, "--fault", "bias-scaled-when-compiled"])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"1 of 1 cases pass against the installed Keras on {target} and can witness a fault"
+    assert printed[1].startswith(f"NOT APPLICABLE {'bias-scaled-when-compiled':<40} not applicable on {target}: "
+                                 "it tells compiled from eager with tf.executing_eagerly()")
+    assert printed[2] == f"faults caught on {target}: 0 / 0 (1 not applicable on {target})"
+    assert printed[3].startswith(f"selftest on {target} took ")
+    assert code == 0
