@@ -176,3 +176,15 @@ def test_cli_selftest_on_a_worker_target_says_what_does_not_apply(target, capsys
     assert printed[2] == f"faults caught on {target}: 0 / 0 (1 not applicable on {target})"
     assert printed[3].startswith(f"selftest on {target} took ")
     assert code == 0
+
+
+@pytest.mark.parametrize("target", WORKER_TARGETS)
+def test_a_gradient_fault_is_caught_through_a_worker_target(target):
+    # masked: on torch an unmasked LSTM's backward runs Keras's torch loop, not the patched cell
+    case = load_case(REPO / "cases" / "gradients" / "lstm-masked-gap.yaml")
+    fault = next(f for f in GRADIENT_FAULTS if f.name == "kernel-gradient-scaled")
+    assert not_applicable(fault, target) is None  # the target differentiates, in the faulty worker
+    result = run_fault(fault, [case], target=target)
+    assert result.disagreed == [case.name], result.messages
+    assert "grad.kernel" in result.messages[case.name]
+    assert _fault_pools() == []
