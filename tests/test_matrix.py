@@ -69,12 +69,13 @@ class FakeHarness:
             return 0
         if self.compare_code == 2:  # a recording it cannot trust: no report
             return 2
-        rows = [{"case": c, "change": k, "detail": d, "cause": "REGRESSION" if k == matrix.BEYOND else "", "max_ulps": 3}
-                for c, k, d in self.changes[target]]
+        rows = [{"case": c, "change": k, "detail": d, "max_ulps": 3,
+                 "cause": cause[0] if cause else "REGRESSION" if k == matrix.BEYOND else ""}
+                for c, k, d, *cause in self.changes[target]]
         Path(command[command.index("--report-json") + 1]).write_text(json.dumps({"recorded": {"tensorflow": OLD, "platform": "x"},
                                                                                 "now": {"tensorflow": NEW}, "cases": rows}))
         Path(command[command.index("--markdown") + 1]).write_text("## LSTM numerics: recorded vs installed\nplatform x\n")
-        return 1 if any(k == matrix.BEYOND for _, k, _ in self.changes[target]) else 0
+        return 1 if any(k == matrix.BEYOND for _, k, *_ in self.changes[target]) else 0
 
 
 def _run(tmp_path, fake, targets=("tensorflow",), docs=None):
@@ -109,6 +110,15 @@ def test_a_change_beyond_tolerance_fails_the_gate_and_is_named(tmp_path, capsys)
     assert "1 bit-identical, 0 changed within tolerance, 1 changed beyond tolerance" in printed
     assert "  beyond tolerance: b: largest change 0.1 (9e+05 ulps); REGRESSION" in printed
     assert "matrix: FAILED: 1 of 1 comparisons" in printed
+
+
+def test_a_change_explained_by_a_keras_definition_change_is_said_but_passes_the_gate(tmp_path, capsys):
+    cause = "semantic change in Keras (keras2 -> keras3): hard_sigmoid: clip(0.2x + 0.5) -> relu6(x + 3) / 6"
+    changes = {"tensorflow": [("a", matrix.IDENTICAL, ""), ("b", matrix.BEYOND, "largest change 0.1", cause)]}
+    results, out = _run(tmp_path, FakeHarness({(v, "tensorflow"): PASSING for v in (OLD, NEW)}, changes))
+    assert matrix.report(results, out) == 0
+    printed = capsys.readouterr().out
+    assert f"  beyond tolerance, explained (not a failure): b: largest change 0.1; {cause}" in printed
 
 
 def test_a_new_failure_fails_the_gate_even_when_nothing_could_be_compared(tmp_path, capsys):
