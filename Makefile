@@ -21,8 +21,11 @@ setup: $(STAMP)
 # Run the whole corpus and print the per-case lines and the summary; `make run MODE=all` for every
 # execution mode (default: eager,graph).
 MODE ?=
+# The harness is installed in .venv, not on PATH: say how to call it directly, whatever the run's outcome.
 run: $(STAMP)
-	$(BIN)/harness run cases $(if $(MODE),--mode $(MODE))
+	$(BIN)/harness run cases $(if $(MODE),--mode $(MODE)); status=$$?; \
+	echo "harness is in $(VENV): 'source $(VENV)/bin/activate' once per shell, then 'harness run PATH' (or type $(BIN)/harness)"; \
+	exit $$status
 
 # The harness's own tests, then the corpus on every target (tensorflow, jax, torch, tf-keras, saved-model,
 # tflite, onnx), with pytest (two workers: one per core). `make test-keras3` runs the corpus on the three Keras 3

@@ -36,6 +36,7 @@ class Case:
     description: str = ""
     tags: tuple[str, ...] = ()
     tolerance: dict = field(default_factory=dict)  # as written: {rtol, atol, <output>: {rtol, atol}}
+    expected_tolerance: dict = field(default_factory=dict)  # {rtol?, atol?}: the hand values' bound only
     known_failure: dict | None = None  # {reason, upstream?, when?}: a known defect of what is under test
     requires: dict = field(default_factory=dict)  # {keras|tensorflow|numpy: specifier}: where the case applies
     execution: tuple[str, ...] | None = None  # the case's own execution modes; None: the run's default

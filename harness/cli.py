@@ -22,7 +22,7 @@ from harness import modes
 from harness import targets
 from harness.across_targets import run_on_targets
 from harness.runner import OUTCOMES, CaseResult, invalid_result
-from harness.versions import keras_flavor
+from harness.versions import describe_origin, installed_versions, keras_flavor, module_origin
 
 _STYLE = {"passed": "green", "failed": "red", "invalid": "magenta", "keras-error": "red", "unsupported": "yellow",
           "timeout": "red", "xfailed": "cyan", "xpassed": "yellow", "skipped": "dim",
@@ -46,6 +46,53 @@ def _summary(console: Console, results: list[CaseResult], seconds: float) -> Non
         if counts[outcome]:
             table.add_row(f"[{_STYLE[outcome]}]{outcome}[/]", str(counts[outcome]))
     console.print(table)
+
+
+def no_default_folder(command: str, paths: list[str]) -> bool:
+    """Without paths a command reads cases/ of the current folder: where there is none, say so (and how to
+    name case files) instead of reporting `cases` as a missing case file. True when it said so."""
+    if paths or DEFAULT_CASE_DIR.is_dir():
+        return False
+    print(f"harness {command}: no {DEFAULT_CASE_DIR}/ folder here ({Path.cwd()}): name case files or folders, "
+          f"e.g. `harness {command} path/to/cases`, or run it in the project folder", file=sys.stderr)
+    return True
+
+
+def environment(target_names: tuple[str, ...]) -> dict:
+    """What a report says about what ran: versions, and which Keras (a modified one on PYTHONPATH or an
+    editable install shows its own version and path)."""
+    keras = module_origin("keras")
+    found = {"harness": __version__, "python": sys.version.split()[0], "tensorflow": installed_versions().get("tensorflow"),
+             "keras": keras["version"], "keras_path": keras["path"], "targets": list(target_names)}
+    if keras["installed"]:
+        found["keras_installed"] = keras["installed"]
+    if "tf-keras" in target_names:
+        tf_keras = module_origin("tf_keras")
+        found.update(tf_keras=tf_keras["version"], tf_keras_path=tf_keras["path"])
+    return found
+
+
+def _header(target_names: tuple[str, ...]) -> str:
+    """The first line of a run: which Keras is under test, from where."""
+    parts = [describe_origin("keras")]
+    if "tf-keras" in target_names:
+        parts.append(describe_origin("tf_keras", "tf_keras"))
+    tensorflow = installed_versions().get("tensorflow")
+    return "; ".join(parts + [f"TensorFlow {tensorflow or 'not installed'}", f"target{'s' if len(target_names) > 1 else ''} "
+                                                                             f"{', '.join(target_names)}"])
+
+
+def _not_passed(console: Console, results: list[CaseResult]) -> None:
+    """The run's last lines: every case that did not pass, so no failure is lost among the passes."""
+    bad = [r for r in results if not r.ok]
+    if not bad:
+        if results:
+            console.print(f"every case passed ({len(results)}; known failures and skips count as passed)")
+        return
+    console.print(f"{len(bad)} case{'s' if len(bad) != 1 else ''} did not pass:")
+    for result in bad:
+        console.print(f"  [{_STYLE[result.outcome]}]{result.outcome.upper():<12}[/] {result.name}  [dim]{result.path}[/]  "
+                      f"{result.message}", markup=True)
 
 
 def _no_match(console: Console, found: list[Entry], args) -> int:
@@ -94,19 +141,24 @@ def cmd_run(args) -> int:
     if problem:
         print(f"harness run: {problem}", file=sys.stderr)
         return 2
+    if no_default_folder("run", args.paths):
+        return 2
     started = time.perf_counter()
+    target_names = args.target or (targets.DEFAULT_TARGET,)
     found = load_corpus(args.paths or [DEFAULT_CASE_DIR])
     entries = _select(found, args.keyword, args.tag or [])
     if not entries:
         return _no_match(console, found, args)
+    console.print(_header(target_names), markup=False)
     results = []
     interrupted = False
     try:
         for entry in entries:
             result = (invalid_result(entry.error, entry.name) if entry.error else
-                      run_on_targets(entry.case, [targets.get(name) for name in args.target or (targets.DEFAULT_TARGET,)],
-                                     args.mode))
+                      run_on_targets(entry.case, [targets.get(name) for name in target_names], args.mode))
             results.append(result)
+            if args.failures_only and result.ok:
+                continue
             style = _STYLE[result.outcome]
             console.print(f"[{style}]{result.outcome.upper():<12}[/] {result.name}  [dim]{result.path}  "
                           f"{result.duration_s:.2f}s[/]  {result.message}", markup=True)
@@ -119,8 +171,11 @@ def cmd_run(args) -> int:
     _summary(console, results, time.perf_counter() - started)
     if args.margins:
         _margins(console, results, args.margins)
+    _not_passed(console, results)
     if args.report_json:
-        write_atomically(Path(args.report_json), json.dumps([r.to_json() for r in results], indent=2) + "\n")
+        env = environment(target_names)
+        write_atomically(Path(args.report_json),
+                         json.dumps([{**r.to_json(), "environment": env} for r in results], indent=2) + "\n")
         if interrupted:
             console.print(f"wrote the {len(results)} finished results to {args.report_json}")
     if args.html:
@@ -154,6 +209,8 @@ def _margins(console: Console, results: list[CaseResult], count: int) -> None:
 
 def cmd_validate(args) -> int:
     console = Console(highlight=False, soft_wrap=True)
+    if no_default_folder("validate", args.paths):
+        return 2
     entries = load_corpus(args.paths or [DEFAULT_CASE_DIR])
     if not entries:
         console.print("no case files found")
@@ -171,6 +228,8 @@ def cmd_validate(args) -> int:
 def cmd_coverage(args) -> int:
     from harness.coverage import MASK_PATTERNS, build_map
 
+    if no_default_folder("coverage", args.paths):
+        return 2
     entries = load_corpus(args.paths or [DEFAULT_CASE_DIR])
     coverage = build_map([e.case for e in entries if e.case], keras_flavor(), [str(e.path) for e in entries if e.error],
                          every_layer=not args.paths)
@@ -219,6 +278,8 @@ def cmd_selftest(args) -> int:
     unknown = [name for name in args.fault or [] if name not in known]
     if unknown:
         print(f"harness selftest: unknown fault {', '.join(map(repr, unknown))}; faults: {', '.join(known)}", file=sys.stderr)
+        return 2
+    if no_default_folder("selftest", args.paths):
         return 2
     entries = load_corpus(args.paths or [DEFAULT_CASE_DIR])
     cases = [e.case for e in entries if e.case]
@@ -308,6 +369,8 @@ def cmd_fuzz(args) -> int:
 def cmd_record(args) -> int:
     from harness.recording import RecordingError, record
 
+    if no_default_folder("record", args.paths):
+        return 2
     try:
         manifest = record(args.paths or [DEFAULT_CASE_DIR], Path(args.out), args.mode,
                           warn=lambda text: print(f"harness record: {text}", file=sys.stderr),
@@ -335,6 +398,8 @@ def cmd_compare(args) -> int:
         if problem:
             print(f"harness compare: {problem}", file=sys.stderr)
             return 2
+    if no_default_folder("compare", args.paths):
+        return 2
     try:
         recording = open_recording(Path(args.recording))
         comparison = compare(recording, args.paths or [DEFAULT_CASE_DIR], args.mode,
@@ -447,6 +512,11 @@ def _add_mode_option(command: argparse.ArgumentParser, recorded: bool = False) -
     command.add_argument("--mode", type=_modes_argument, metavar="MODES", help=modes.HELP + which)
 
 
+def _add_verbose_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("-v", "--verbose", action="store_true",
+                         help="show TensorFlow's own log messages (oneDNN notices, tf.function retracing warnings)")
+
+
 def _limit_argument(text: str) -> tuple[str, float]:
     try:
         return limits.parse_assignment(text)
@@ -481,6 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_option(run)
     run.add_argument("--margins", nargs="?", const=10, type=int, metavar="N",
                      help="list the N cases (default 10) whose error comes closest to their tolerance")
+    run.add_argument("-q", "--failures-only", action="store_true",
+                     help="print only the cases that did not pass (known failures and skips count as passed)")
+    _add_verbose_option(run)
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser("validate", help="check case files without running Keras")
@@ -500,6 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--target", type=_selftest_targets_argument, action=_Targets, default=None, metavar="NAMES",
                           help="where the faults are injected: tensorflow (this process), jax, torch (their worker "
                                "processes), or all (those installed); repeatable or a comma list (default: tensorflow)")
+    _add_verbose_option(selftest)
     selftest.set_defaults(func=cmd_selftest)
 
     fuzz_cmd = sub.add_parser("fuzz", help="random valid cases on Keras and the reference; shrink disagreements")
@@ -508,6 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz_cmd.add_argument("--seed", type=int, default=0, help="the campaign's seed: the same seed draws the same cases")
     fuzz_cmd.add_argument("--save", metavar="DIR", help="write each shrunk disagreement as a case file in DIR")
     _add_target_option(fuzz_cmd, several=False)
+    _add_verbose_option(fuzz_cmd)
     fuzz_cmd.set_defaults(func=cmd_fuzz)
 
     record_cmd = sub.add_parser("record", help="run the cases and record Keras's outputs with the versions")
@@ -515,6 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     record_cmd.add_argument("--out", required=True, metavar="DIR", help="folder for the recording")
     _add_mode_option(record_cmd, recorded=True)
     _add_target_option(record_cmd, several=False)
+    _add_verbose_option(record_cmd)
     record_cmd.set_defaults(func=cmd_record)
 
     compare_cmd = sub.add_parser("compare", help="compare the installed Keras against a recording")
@@ -525,7 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_option(compare_cmd, several=False)
     compare_cmd.add_argument("--markdown", metavar="FILE", help="write a Markdown report (for a pull-request comment)")
     compare_cmd.add_argument("--html", metavar="FILE", help="write one self-contained HTML page with a histogram of ulps")
-    compare_cmd.add_argument("-v", "--verbose", action="store_true", help="also list bit-identical cases")
+    compare_cmd.add_argument("-v", "--verbose", action="store_true",
+                             help="also list bit-identical cases, and show TensorFlow's own log messages")
     compare_cmd.set_defaults(func=cmd_compare)
 
     explain = sub.add_parser("explain", help="print the reference's step-by-step trace of one case")
@@ -533,6 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--flavor", choices=["keras3", "keras2"], help="Keras semantics (default: the installed Keras)")
     explain.set_defaults(func=cmd_explain)
     capture.add_subcommand(sub)
+    _add_verbose_option(sub.choices["capture"])
     for command in sub.choices.values():  # every subcommand reads case files: every one takes the limits
         command.add_argument("--limit", type=_limit_argument, action="append", default=[], metavar="NAME=VALUE",
                              help="change a limit for this run (repeatable): " + ", ".join(limits.LIMITS)
@@ -546,5 +624,22 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
 
 
+# The commands that run Keras, hence TensorFlow and its log noise.
+_RUN_KERAS = ("run", "record", "compare", "selftest", "fuzz", "capture")
+
+
+def entry() -> int:
+    """The `harness` command: `main`, with TensorFlow's log noise filtered unless -v (harness/quiet.py). The
+    filter works on the process's file descriptor 2, so it is set up here, for a command process, and never
+    by `main`, which tests call inside pytest's own process."""
+    args = build_parser().parse_args()
+    if args.command in _RUN_KERAS and not getattr(args, "verbose", False):
+        from harness import quiet  # noqa: PLC0415
+
+        quiet.enable()
+    with limits.overridden(**dict(args.limit)):
+        return args.func(args)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

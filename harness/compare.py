@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness import hand_values
 from harness.tolerances import Tolerance
 
 # The named sources of one comparison. SYSTEM is the system under test; `label` names it in words.
@@ -30,6 +31,13 @@ def verdicts(label: str = "Keras") -> dict[str, str]:
         "all": f"{label}, the reference and the hand value all disagree",
         "edge": BORDERLINE,
     }
+
+
+def rounded_hand(k: int, label: str, needed: int, half_unit: float) -> str:
+    """The verdict when the hand values are right to the decimals they were written with, no more."""
+    return (f"the hand values look rounded to {k} decimal{'s' if k != 1 else ''} (within half a unit of the last "
+            f"decimal of both {label} and the reference, which agree): write at least {needed} decimals, or set "
+            f"`expected_tolerance: {{atol: {half_unit:.0e}}}`").replace("e-0", "e-")
 
 
 def two_way(label: str = "Keras") -> str:
@@ -57,8 +65,14 @@ class OutputDiff:
     total: int
     structure_problem: str | None = None
     mismatches: list[Mismatch] = field(default_factory=list)
-    max_abs: float = 0.0
+    max_abs: float = 0.0  # over the mismatched elements only (the hand values' differences included)
     max_rel: float = 0.0
+    largest_abs: float = 0.0  # the largest |system - reference| over every element, passed or not (drift tracking)
+    largest_rel: float = 0.0  # the same relative to |reference|, over the elements whose reference is not 0
+    scale: float = 1.0  # max(1, largest |reference|): what atol is multiplied by
+    expected_tolerance: Tolerance | None = None  # the case's bound for the hand values only, when it gives one
+    has_expected: bool = False  # hand values were compared
+    rounded_decimals: int | None = None  # the hand values look rounded to this many decimals (see hand_values)
     verdict: str = AGREE
     max_error_ratio: float = 0.0  # largest |system - reference| / bound: how close to the edge it ran
     overflowed: int = 0  # elements where the system and the rounded reference both overflowed the dtype
@@ -79,9 +93,13 @@ def _close(a: np.ndarray, b: np.ndarray, bound: np.ndarray) -> np.ndarray:
         return (a == b) | (np.isnan(a) & np.isnan(b)) | (np.abs(a - b) <= bound)
 
 
-def _bound(reference: np.ndarray, tolerance: Tolerance) -> np.ndarray:
+def _scale(reference: np.ndarray) -> float:
     finite = np.abs(reference[np.isfinite(reference)])
-    scale = max(1.0, float(finite.max())) if finite.size else 1.0
+    return max(1.0, float(finite.max())) if finite.size else 1.0
+
+
+def _bound(reference: np.ndarray, tolerance: Tolerance) -> np.ndarray:
+    scale = _scale(reference)
     with np.errstate(invalid="ignore"):
         bound = tolerance.atol * scale + tolerance.rtol * np.where(np.isfinite(reference), np.abs(reference), 0.0)
     return np.maximum(bound, tolerance.noise_floor)
@@ -115,19 +133,24 @@ def _verdict(mismatches: list[Mismatch], has_expected: bool, label: str) -> str:
 
 
 def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: np.ndarray | None,
-                tolerance: Tolerance, overflow_rows: np.ndarray | None = None, label: str = "Keras") -> OutputDiff:
+                tolerance: Tolerance, overflow_rows: np.ndarray | None = None, label: str = "Keras",
+                expected_tolerance: Tolerance | None = None) -> OutputDiff:
     """Element-wise three-way comparison of one output: the system's values, the reference's, the hand value's.
+
+    The hand values are held to `expected_tolerance` when the case gives one, else to the system's bound.
 
     `overflow_rows` flags the batch rows where the case runs out of its dtype's range (see
     runner.overflow_rows): there a non-finite Keras value is that overflow, whose exact position depends
     on rounding, not a defect. Rows are independent; within one, inf - inf and 0 * inf spread NaN.
     """
-    diff = OutputDiff(output=name, tolerance=tolerance, total=int(reference.size), label=label)
+    diff = OutputDiff(output=name, tolerance=tolerance, total=int(reference.size), label=label,
+                      expected_tolerance=expected_tolerance, has_expected=expected is not None)
     if system.shape != reference.shape:
         diff.structure_problem = f"shape mismatch: {label} returned shape {system.shape}, the reference {reference.shape}"
         diff.verdict = two_way(label)
         return diff
     bound = _bound(reference, tolerance)
+    diff.scale = _scale(reference)
     kr = _close(system, reference, bound)
     if overflow_rows is not None:
         rows = np.asarray(overflow_rows, dtype=bool).reshape((-1,) + (1,) * (reference.ndim - 1))
@@ -136,21 +159,31 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
         kr |= overflowed
     ke = re = np.ones_like(kr)
     if expected is not None:
-        ke, re = _close(system, expected, bound), _close(reference, expected, bound)
+        hand_bound = bound if expected_tolerance is None else _bound(reference, expected_tolerance)
+        ke, re = _close(system, expected, hand_bound), _close(reference, expected, hand_bound)
     bad = ~(kr & ke & re)
 
     with np.errstate(invalid="ignore", divide="ignore"):
         exact = (system == reference) | (np.isnan(system) & np.isnan(reference))
-        ratio = np.where(exact | (kr & ~np.isfinite(system)), 0.0, np.abs(system - reference) / bound)
+        agreeing = exact | (kr & ~np.isfinite(system))  # equal, NaN and NaN, or an accepted overflow
+        apart = np.where(agreeing, 0.0, np.nan_to_num(np.abs(system - reference), nan=np.inf, posinf=np.inf))
+        ratio = np.where(agreeing, 0.0, np.abs(system - reference) / bound)
         spread = np.abs(system - reference)  # NaN where one side is NaN
         if expected is not None:
             spread = np.fmax(spread, np.abs(expected - reference))
+        measurable = ~agreeing & np.isfinite(reference) & (reference != 0)  # relative to a reference of 0: not said
+        relative_apart = np.where(measurable, apart / np.where(measurable, np.abs(reference), 1.0), 0.0)
     diff.max_error_ratio = float(np.max(np.nan_to_num(ratio, nan=np.inf), initial=0.0))
+    # Over every element, passed or not: how far the system drifts from the reference even while it agrees.
+    diff.largest_abs = float(np.max(apart, initial=0.0))
+    diff.largest_rel = float(np.max(relative_apart, initial=0.0))
     if bad.any():
         diff.max_abs = float(np.max(np.where(bad, spread, -np.inf)))
         with np.errstate(invalid="ignore", divide="ignore"):
             relative = spread / np.abs(reference)
         diff.max_rel = float(np.max(np.where(bad, relative, -np.inf)))
+    if expected is not None and bad.any() and kr.all():  # only the hand values disagree: rounded, or wrong?
+        diff.rounded_decimals = hand_values.rounded_to(expected, system, reference, bound)
     for index in zip(*np.nonzero(bad)):
         values = {SYSTEM: float(system[index]), REFERENCE: float(reference[index])}
         odd = None
@@ -161,6 +194,9 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
                                frozenset((REFERENCE, EXPECTED)): bool(re[index])})
         diff.mismatches.append(Mismatch(tuple(int(i) for i in index), values, odd))
     diff.verdict = _verdict(diff.mismatches, expected is not None, label)
+    if diff.rounded_decimals is not None:
+        needed = hand_values.decimals_needed(float(np.min(hand_bound)))
+        diff.verdict = rounded_hand(diff.rounded_decimals, label, needed, 0.5 * 10.0 ** -diff.rounded_decimals)
     if bad.any():
         diff.arrays = {"system": system, "reference": reference, "bound": bound, "ratio": ratio,
                        **({"expected": expected} if expected is not None else {})}

@@ -7,6 +7,7 @@ path, a file the loader chokes on are each an entry with its own error, and the 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import traceback
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.case import Case
+from harness import limits, schema
 from harness.documents import CASE_SUFFIXES
 from harness.errors import InvalidCase, LoadCrash, Problem
 from harness.loader import load_case
@@ -65,9 +67,34 @@ def walk_case_files(paths: list[str | Path]) -> tuple[list[Path], dict[Path, Inv
             visited.add(key)
             dirs.sort()
             for name in files:
-                if Path(name).suffix in CASE_SUFFIXES:
+                if Path(name).suffix in CASE_SUFFIXES and not not_a_case(Path(folder) / name):
                     found.add(Path(folder) / name)  # a dangling link or a loop is reported when it is loaded
     return sorted(found), errors
+
+
+_REPORT_ROW = frozenset({"case", "outcome"})  # what every entry of `harness run --report-json` has
+
+
+def not_a_case(path: Path) -> str | None:
+    """Why a JSON file found beside case files is not a case, or None. `harness run --report-json` (a list
+    of {case, outcome, ...}), `harness compare --report-json` and a recording's manifest.json (objects with
+    none of a case's fields) are JSON too and are often written into a case folder; they are not collected.
+    A file that does not parse, or holds anything else (a scalar, a list of other things, an object with any
+    case field), is a case file, and is reported invalid if it is a broken one."""
+    if path.suffix != ".json":
+        return None
+    try:  # the plain JSON parser: 10x faster than the checked read a case gets when it is loaded
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limits.get("file_bytes"):
+            return None
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):  # a broken file is a broken case, reported as such when loaded
+        return None
+    if isinstance(doc, list) and doc and all(isinstance(row, dict) and _REPORT_ROW <= set(row) for row in doc):
+        return "a harness report (a list of case results), not a case"
+    if isinstance(doc, dict) and doc and not set(doc) & set(schema.CASE_FIELDS):
+        return f"a JSON document with none of a case's fields (it has {', '.join(sorted(doc)[:5])}), not a case"
+    return None
 
 
 def find_case_files(paths: list[str | Path]) -> list[Path]:
@@ -101,6 +128,9 @@ def load_entry(path: Path) -> Case:
     try:
         if path.suffix not in CASE_SUFFIXES:
             raise InvalidCase(str(path), [Problem("", "not a case file", expected="a .yaml, .yml or .json file")])
+        other = not_a_case(path)  # named directly: said, rather than reported field by field
+        if other:
+            raise InvalidCase(str(path), [Problem("", other, hint="name case files (or folders of them) instead")])
         return load_case(path)
     except InvalidCase:
         raise

@@ -155,6 +155,8 @@ def document_problems(doc: dict) -> list[Problem]:
     gradients = doc.get("gradients")
     if isinstance(gradients, dict) and isinstance(gradients.get("tolerance"), dict):
         entries.append(("gradients.tolerance", gradients["tolerance"]))
+    if isinstance(doc.get("expected_tolerance"), dict):
+        entries.append(("expected_tolerance", doc["expected_tolerance"]))
     for where, table in entries:
         for key in ("rtol", "atol"):
             if key in table and not _finite(table[key]):

@@ -347,6 +347,9 @@ def _build(doc: dict, path: Path) -> Case:
         request = gradients.load(doc["gradients"], spec, config, calls, list(weights), arrays, field_name)
 
     tolerance = doc.get("tolerance", {})
+    if "expected_tolerance" in doc and not any("expected" in entry for _, entry in raw_calls):
+        problems.append(Problem("expected_tolerance", "there are no hand values for it to apply to",
+                                hint="give `expected:` values, or remove `expected_tolerance`"))
     for name in spec.output_names():
         if name in tolerance and name not in compared:
             problems.append(Problem(f"tolerance.{name}", f"this config does not return `{name}`",
@@ -358,6 +361,7 @@ def _build(doc: dict, path: Path) -> Case:
         name=doc.get("name", path.stem), path=path, config=dict(config), dtype=doc.get("dtype", "float32"),
         weights=weights, calls=calls, layer=doc.get("layer", layers.DEFAULT_LAYER),
         description=doc.get("description", ""), tags=tuple(doc.get("tags", ())), tolerance=tolerance,
+        expected_tolerance=doc.get("expected_tolerance", {}),
         known_failure=doc.get("known_failure"), requires=doc.get("requires", {}),
         execution=modes.from_document(doc.get("execution")),
         targets=tuple(doc["targets"]) if "targets" in doc else None, gradients=request,

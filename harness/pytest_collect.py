@@ -1,7 +1,11 @@
-"""Thin pytest glue: every case file under the configured case folders becomes one test item.
+"""Thin pytest glue: every case file under the configured case folders becomes one test item, and so does
+every case file named on the command line, wherever it is.
 
 All the work happens in plain modules (runner, report); this file only maps them onto pytest's
-collection, markers and failure reports. Enable it with `pytest_plugins = ["harness.pytest_collect"]`.
+collection, markers and failure reports. It is a pytest plugin by entry point (`pytest11` in
+pyproject.toml), so it is active in the harness's environment even when pytest's rootdir is not the
+project (`pytest /elsewhere/case.yaml` finds no ini file there); a conftest's
+`pytest_plugins = ["harness.pytest_collect"]` names the same plugin.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import limits, targets
-from harness.discovery import duplicate_name, load_entry
+from harness.discovery import duplicate_name, load_entry, not_a_case
 from harness.documents import CASE_SUFFIXES
 from harness.errors import InvalidCase
 from harness.modes import HELP, parse_modes
@@ -20,8 +24,9 @@ from harness.verdict import known_failure_applies
 
 
 def pytest_addoption(parser):
-    parser.addini("harness_case_dirs", type="args", default=["cases"],
-                  help="folders (relative to rootdir) whose .yaml/.yml/.json files are harness cases")
+    parser.addini("harness_case_dirs", type="args", default=[],
+                  help="folders (relative to rootdir) whose .yaml/.yml/.json files are harness cases (the "
+                       "project sets cases); case files named on the command line are collected wherever they are")
     parser.addoption("--harness-mode", metavar="MODES", default=None, help=HELP)
     parser.addoption("--harness-target", metavar="NAMES", default=None,
                      help=f"systems under test: {', '.join(targets.NAMES)}, or all (every installed one), comma "
@@ -73,11 +78,35 @@ def _case_dirs(config) -> list[Path]:
     return [(config.rootpath / d).resolve() for d in config.getini("harness_case_dirs")]
 
 
+_NAMED = pytest.StashKey[tuple]()  # (files, folders) named on the command line, resolved
+
+
+def _named(config) -> tuple[set[Path], list[Path]]:
+    """The case files named on the command line, and the folders named there that are outside the project
+    (the ini file's folder): a folder of the project such as tests/ holds test data, not cases, and the
+    project's case folders are its `harness_case_dirs`."""
+    if _NAMED not in config.stash:
+        project = config.inipath.parent.resolve() if config.inipath else None
+        files, folders = set(), []
+        for arg in config.args:
+            path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+            if path.is_file() and path.suffix in CASE_SUFFIXES:
+                files.add(path)
+            elif path.is_dir() and (project is None or not path.is_relative_to(project)):
+                folders.append(path)
+        config.stash[_NAMED] = (files, folders)
+    return config.stash[_NAMED]
+
+
 def pytest_collect_file(file_path: Path, parent):
-    if file_path.suffix in CASE_SUFFIXES:
-        resolved = file_path.resolve()
-        if any(resolved.is_relative_to(d) for d in _case_dirs(parent.config)):
-            return CaseFile.from_parent(parent, path=file_path)
+    if file_path.suffix not in CASE_SUFFIXES:
+        return None
+    resolved = file_path.resolve()
+    files, folders = _named(parent.config)
+    if resolved in files:  # named: always a case (a report named here is told it is not one)
+        return CaseFile.from_parent(parent, path=file_path)
+    if any(resolved.is_relative_to(d) for d in [*_case_dirs(parent.config), *folders]) and not not_a_case(file_path):
+        return CaseFile.from_parent(parent, path=file_path)
     return None
 
 

@@ -15,9 +15,37 @@ from harness import compare
 from harness.case import Case
 from harness.compare import EXPECTED, REFERENCE, SYSTEM, OutputDiff
 from harness.precision import compute_dtype
+from harness.tolerances import NOISE_SAFETY
 
 MAX_ROWS = 10
-_RULE = "an element passes when |a - b| <= atol * max(1, max|reference|) + rtol * |reference|"
+
+
+def _short(value: float) -> str:
+    """2 significant digits, exponent without padding: 3.1e-6, 1.0e-5, 0.25, 40."""
+    if value == 0 or 1e-3 <= abs(value) < 1e4:
+        return f"{value:.2g}"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _allowed(tolerance, scale: float, left: str) -> str:
+    """`left <= A + R x |reference| (where the numbers come from)`, A being atol already multiplied by the scale."""
+    scaled = f"; atol {_short(tolerance.atol)} x {_short(scale)}, the largest |reference|" if scale > 1 else ""
+    floor = (f"; never less than {_short(tolerance.noise_floor)} ({NOISE_SAFETY:g} x the rounding noise measured "
+             "for this case)"
+             if tolerance.noise_floor > tolerance.atol * scale else "")  # said only where it raises the bound
+    return (f"{left} <= {_short(tolerance.atol * scale)} + {_short(tolerance.rtol)} x |reference| "
+            f"({tolerance.source}{scaled}){floor}")
+
+
+def tolerance_lines(diff: OutputDiff) -> list[str]:
+    """The bound in words and numbers: what may differ, by how much, and where the numbers come from."""
+    lines = [f"    allowed: {_allowed(diff.tolerance, diff.scale, f'|{diff.label} - reference|')}"]
+    if diff.has_expected:
+        hand = f"|hand - {diff.label}|, |hand - reference|"
+        lines.append(f"    hand values: {_allowed(diff.expected_tolerance, diff.scale, hand)}" if diff.expected_tolerance
+                     else f"    hand values: {hand} held to the same bound")
+    return lines
 
 
 def _num(value: float, case: Case) -> str:
@@ -88,7 +116,7 @@ def output_report(diff: OutputDiff, case: Case, call: int, modes: tuple[str, ...
     lines = [
         f"  {call_label}{diff.output}: {count} of {diff.total} elements mismatched ({100.0 * count / diff.total:.1f}%); "
         f"largest absolute difference {diff.max_abs:.3g}, largest relative difference {diff.max_rel:.3g}",
-        f"    tolerance: {diff.tolerance.describe()}; {_RULE}",
+        *tolerance_lines(diff),
         f"    verdict: {diff.verdict}",
     ]
     if diff.verdict == compare.two_way(diff.label):

@@ -53,8 +53,12 @@ class CaseResult:
             "mode_errors": self.mode_errors,
             "outputs": [
                 {"call": call, "mode": d.mode, "output": d.output, "passed": d.passed, "mismatched": len(d.mismatches),
-                 "total": d.total, "max_abs_diff": d.max_abs, "max_rel_diff": d.max_rel,
+                 "total": d.total, "max_abs_diff": d.largest_abs, "max_rel_diff": d.largest_rel,
+                 "mismatch_max_abs_diff": d.max_abs if d.mismatches else None,
+                 "mismatch_max_rel_diff": d.max_rel if d.mismatches else None,
                  "error_to_tolerance": d.max_error_ratio, "tolerance": {"rtol": d.tolerance.rtol, "atol": d.tolerance.atol},
+                 **({"expected_tolerance": {"rtol": d.expected_tolerance.rtol, "atol": d.expected_tolerance.atol}}
+                    if d.expected_tolerance else {}),
                  "verdict": d.verdict}
                 for call, d in self.diffs
             ],

@@ -126,6 +126,11 @@ def assemble() -> dict:
             "mask": _MASK,
             "expected": {"type": "object", "description": "Hand-computed values: a third oracle."},
             "tolerance": {"type": "object", "description": "rtol/atol for every output, and/or per output."},
+            "expected_tolerance": {
+                "type": "object", "additionalProperties": False, "minProperties": 1, "properties": _PAIR,
+                "description": "rtol/atol for the hand values (`expected`) only, against Keras and the reference, "
+                               "e.g. {atol: 5e-5} for values written to 4 decimals; the Keras-vs-reference bound "
+                               "(`tolerance`) stays as it is. Default: that same bound."},
             "gradients": {
                 "type": "object", "additionalProperties": False,
                 "description": "Also check gradients: the loss is the sum over outputs of sum(cotangent * output).",
@@ -158,6 +163,10 @@ def assemble() -> dict:
         "allOf": [_conditional(spec) for spec in layers.SPECS.values()],
         "definitions": definitions,
     }
+
+
+# Every top-level field a case may have: a JSON document with none of them is not a case (discovery.not_a_case).
+CASE_FIELDS = tuple(assemble()["properties"])
 
 
 def render() -> str:

@@ -69,4 +69,5 @@ def resolve(case_tolerance: dict, case_dtype: str, output: str, timesteps: int, 
     if general:
         return Tolerance(chosen["rtol"], chosen["atol"], "case tolerance")
     floor = NOISE_SAFETY * noise if math.isfinite(noise) else 0.0
-    return Tolerance(chosen["rtol"], chosen["atol"], f"{compute_dtype(case_dtype)} default x sqrt({timesteps} steps)", floor)
+    steps = f"{timesteps} step{'s' if timesteps != 1 else ''}"
+    return Tolerance(chosen["rtol"], chosen["atol"], f"{compute_dtype(case_dtype)} default, {steps}", floor)

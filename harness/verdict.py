@@ -3,7 +3,9 @@ what turns a comparison into an outcome.
 
 - Hand values: an output without its own hand value may take one implied by another (the layer spec
   says which: an LSTM's `output` is its `h` unless masked steps output zeros).
-- Tolerances: the case's own, else the dtype default floored by the measured rounding noise.
+- Tolerances: the case's own, else the dtype default floored by the measured rounding noise; the hand
+  values are held to the case's `expected_tolerance` when it gives one (missing rtol or atol: 0), else to
+  the same bound.
 - Dtypes: every output must come back in the case's compute dtype (a system ignoring the policy fails).
 - Pairing: calls and outputs are paired strictly; an output the system did not return is a failure.
 - known_failure: a failure of a known defect is xfailed, a pass of it xpassed.
@@ -17,7 +19,7 @@ from harness.known_defects import case_document, known_defect
 from harness.noise import NoiseEstimate
 from harness.precision import compute_dtype
 from harness.reference_runner import reference_outputs
-from harness.tolerances import resolve
+from harness.tolerances import Tolerance, resolve
 from harness.versions import unmet
 
 
@@ -28,6 +30,8 @@ def compare_case(case: Case, system_calls: list[dict], reference_calls: list, no
     diffs = []
     spec = case.spec
     calls = zip(case.calls, system_calls, reference_calls, strict=True)
+    given = case.expected_tolerance
+    hand = Tolerance(given.get("rtol", 0.0), given.get("atol", 0.0), "case expected_tolerance") if given else None
     for number, (call, system_out, ref_result) in enumerate(calls, start=1):
         ref_out = reference_outputs(case, ref_result)
         rows = noise.overflow_rows[number - 1] if noise else None
@@ -43,7 +47,8 @@ def compare_case(case: Case, system_calls: list[dict], reference_calls: list, no
                                   structure_problem=f"{label} did not return `{name}`", verdict=two_way(label))
                 diffs.append((number, diff))
                 continue
-            diff = diff_output(name, system_out[name], ref_out[name], expected, tolerance, rows, label)
+            diff = diff_output(name, system_out[name], ref_out[name], expected, tolerance, rows, label,
+                               hand if expected is not None else None)
             returned = system_dtypes[number - 1][name] if system_dtypes else None
             if returned and returned != compute_dtype(case.dtype) and diff.structure_problem is None:
                 diff.structure_problem = (f"dtype mismatch: {label} returned {returned}, but dtype {case.dtype} "

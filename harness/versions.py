@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from functools import lru_cache
 from importlib import metadata
+from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
@@ -53,3 +56,49 @@ def unmet(conditions: dict[str, str], versions: dict[str, str] | None = None) ->
         if have is None or Version(have) not in SpecifierSet(spec):
             missing.append(f"{key}{spec} (installed: {have or 'none'})")
     return missing
+
+
+# Where a Keras package keeps its version, relative to its folder: Keras 3 (installed or a source checkout),
+# then Keras 2 and tf_keras.
+_VERSION_FILES = ("src/version.py", "__init__.py", "src/__init__.py", "version.py")
+_VERSION_LINE = re.compile(r"""^__version__\s*=\s*["']([^"']+)["']""", re.M)
+
+
+@lru_cache(maxsize=None)
+def module_origin(module: str = "keras") -> dict[str, str | None]:
+    """Which `module` an import would give, found as Python finds it (sys.path, PYTHONPATH, an editable
+    install) but without importing it (importing Keras imports its backend): {"version", "path"}, and
+    "installed", the version of the installed distribution, when that differs (a checkout on PYTHONPATH
+    shadows it). The version is read from the package's own source, so a modified Keras says its own."""
+    distribution = {"keras": "keras", "tf_keras": "tf-keras"}.get(module, module)
+    try:
+        installed = metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        installed = None
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin or spec.origin in ("namespace", "built-in"):
+        return {"version": None, "path": None, "installed": installed}
+    folder = Path(spec.origin).parent
+    version = None
+    for name in _VERSION_FILES:
+        try:
+            found = _VERSION_LINE.search((folder / name).read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            continue
+        if found:
+            version = found.group(1)
+            break
+    version = version or installed
+    return {"version": version, "path": str(folder), "installed": installed if installed != version else None}
+
+
+def describe_origin(module: str = "keras", label: str = "Keras") -> str:
+    """"Keras 3.15.1 from /path/to/site-packages/keras", saying when it shadows another installed version."""
+    found = module_origin(module)
+    if found["path"] is None:
+        return f"{label}: not importable" + (f" (the distribution {found['installed']} is installed)" if found["installed"] else "")
+    shadow = f" (the installed distribution is {found['installed']})" if found["installed"] else ""
+    return f"{label} {found['version'] or 'of unknown version'} from {found['path']}{shadow}"

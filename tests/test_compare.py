@@ -64,7 +64,7 @@ def test_overflow_of_the_dtype_is_not_a_defect_in_that_row_only():
 def test_default_tolerance_grows_with_steps_and_has_noise_floor():
     one = resolve({}, "float32", "h", 1)
     hundred = resolve({}, "float32", "h", 100, noise=1e-3)
-    assert (one.rtol, one.atol) == DEFAULTS["float32"]
+    assert (one.rtol, one.atol) == DEFAULTS["float32"] and one.source == "float32 default, 1 step"
     assert hundred.rtol == DEFAULTS["float32"][0] * 10 and hundred.noise_floor == NOISE_SAFETY * 1e-3
 
 
@@ -78,3 +78,73 @@ def test_case_tolerance_wins_per_output_first():
 
 def test_mixed_policies_use_the_compute_dtype_defaults():
     assert resolve({}, "mixed_bfloat16", "h", 1).rtol == DEFAULTS["bfloat16"][0]
+
+
+# ---------------------------------------------------------------- hand values written to a few decimals
+
+from harness import hand_values  # noqa: E402
+from harness.report import tolerance_lines  # noqa: E402
+
+F32 = Tolerance(*DEFAULTS["float32"], source="float32 default, 1 step")
+TRUE = np.array([[0.7615941559557649, -0.46211715726000974, 0.9640275800758169]])  # tanh(1), tanh(-0.5), tanh(2)
+
+
+def test_written_decimals_come_from_the_shortest_repr():
+    assert [hand_values.decimals(v) for v in (0.7616, 4.0, 1.5e-07, 0.1, 1e20, -0.25)] == [4, 0, 8, 1, 0, 2]
+    assert hand_values.written_decimals(np.array([[0.7616, -0.4621, 0.964, np.nan]])) == 4
+    assert hand_values.decimals_needed(F32.atol) == 6 and hand_values.decimals_needed(DEFAULTS["float64"][0]) == 15
+
+
+def test_hand_values_rounded_to_4_decimals_are_said_to_be_rounded():
+    diff = diff_output("h", TRUE, TRUE.copy(), np.round(TRUE, 4), F32)
+    assert not diff.passed and diff.rounded_decimals == 4
+    assert diff.verdict == ("the hand values look rounded to 4 decimals (within half a unit of the last decimal of both "
+                            "Keras and the reference, which agree): write at least 6 decimals, or set "
+                            "`expected_tolerance: {atol: 5e-5}`")
+
+
+def test_a_real_mistake_among_rounded_hand_values_is_still_a_mistake():
+    wrong = np.round(TRUE, 4)
+    wrong[0, 1] += 3e-4  # beyond half a unit of the 4th decimal
+    diff = diff_output("h", TRUE, TRUE.copy(), wrong, F32)
+    assert diff.rounded_decimals is None and diff.verdict == compare.ODD_EXPECTED
+    whole = diff_output("h", np.array([[0.0, 4.0, 0.3]]), np.array([[0.0, 4.0, 0.3]]), np.array([[0.0, 4.0, 0.0]]), F32)
+    assert whole.verdict == compare.ODD_EXPECTED  # whole numbers are exact hand values, not rounded ones
+
+
+def test_rounding_is_not_claimed_when_keras_and_the_reference_disagree():
+    diff = diff_output("h", TRUE + 1e-3, TRUE.copy(), np.round(TRUE, 4), F32)
+    assert diff.rounded_decimals is None and not diff.verdict.startswith("the hand values look rounded")
+
+
+def test_expected_tolerance_applies_to_the_hand_values_only():
+    hand = Tolerance(0.0, 5e-5, "case expected_tolerance")
+    assert diff_output("h", TRUE, TRUE.copy(), np.round(TRUE, 4), F32, expected_tolerance=hand).passed
+    keras_off = diff_output("h", TRUE + 1e-3, TRUE.copy(), np.round(TRUE, 4), F32, expected_tolerance=hand)
+    assert not keras_off.passed and keras_off.verdict == compare.ODD_KERAS  # the Keras-vs-reference bound is unchanged
+
+
+def test_largest_difference_covers_every_element_and_mismatch_figures_stay_apart():
+    passing = diff_output("h", np.array([[1.0 + 4e-7, 2.0]]), np.array([[1.0, 2.0]]), None, F32)
+    assert passing.passed and passing.max_abs == 0 and abs(passing.largest_abs - 4e-7) < 1e-15
+    assert abs(passing.largest_rel - 4e-7) < 1e-15
+    failing = diff_output("h", np.array([[1.5, 2.0, np.nan]]), np.array([[1.0, 0.0, 1.0]]), None, F32)
+    assert failing.largest_abs == np.inf and failing.largest_rel == np.inf  # NaN against a number
+    near_zero = diff_output("h", np.array([[1e-9, 1.0]]), np.array([[0.0, 1.0]]), None, F32)
+    assert near_zero.largest_abs == 1e-9 and near_zero.largest_rel == 0  # relative to a reference of 0: not counted
+
+
+def test_the_tolerance_line_says_the_bound_in_words_and_numbers():
+    diff = diff_output("h", np.array([[0.0, 4.0]]), np.array([[0.0, 4.0]]), np.array([[0.0, 5.0]]), F32)
+    assert tolerance_lines(diff) == [
+        "    allowed: |Keras - reference| <= 7.6e-6 + 1.9e-6 x |reference| (float32 default, 1 step; "
+        "atol 1.9e-6 x 4, the largest |reference|)",
+        "    hand values: |hand - Keras|, |hand - reference| held to the same bound"]
+    floored = Tolerance(1e-5, 3.1e-6, "float32 default, 30 steps", noise_floor=4.2e-5)
+    diff = diff_output("h", np.array([[0.5]]), np.array([[0.5]]), None, floored)
+    assert tolerance_lines(diff) == [
+        "    allowed: |Keras - reference| <= 3.1e-6 + 1.0e-5 x |reference| (float32 default, 30 steps); never less "
+        "than 4.2e-5 (30 x the rounding noise measured for this case)"]
+    hand = diff_output("h", TRUE, TRUE.copy(), TRUE.copy(), F32, expected_tolerance=Tolerance(0.0, 5e-5, "case expected_tolerance"))
+    assert tolerance_lines(hand)[1] == ("    hand values: |hand - Keras|, |hand - reference| <= 5.0e-5 + 0 x |reference| "
+                                        "(case expected_tolerance)")

@@ -10,6 +10,7 @@ import pytest
 
 from harness.cli import main
 from harness.runner import run_path
+from harness.versions import module_origin
 
 from fakes import AlteredSystem
 
@@ -42,8 +43,24 @@ def test_pytest_passes_the_seed_and_fails_the_mistaken_hand_value(corpus):
     result.stdout.fnmatch_lines(["cases/broken.yaml::broken FAILED*", "cases/seed.yaml::seed-linear-gates PASSED*",
                                  "cases/wrong.yaml::seed-mistaken-hand-value FAILED*"])
     assert "the hand value disagrees with both Keras and the reference" in out
-    result.stdout.fnmatch_lines(["*h: 1 of 3 elements mismatched*", "*[[]0, 2[]]*0*0*1*expected*"])
+    result.stdout.fnmatch_lines(["*h: 1 of 3 elements mismatched*",
+                                 "    allowed: |Keras - reference| <= 7.6e-6 + 1.9e-6 x |reference| (float32 default, "
+                                 "1 step; atol 1.9e-6 x 4, the largest |reference|)",
+                                 "*[[]0, 2[]]*0*0*1*expected*"])
     assert "broken.yaml:3: YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence)" in out
+
+
+def test_pytest_collects_case_files_named_anywhere_and_skips_reports(corpus, tmp_path_factory, seed_text):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")  # outside the project: no ini file, no conftest there
+    (elsewhere / "mine.yaml").write_text(seed_text.replace("name: seed-linear-gates", "name: mine"))
+    (corpus.path / "cases" / "report.json").write_text('[{"case": "seed-linear-gates", "outcome": "passed"}]')
+    (corpus.path / "cases" / "half.json").write_text('{"name": "half"}')  # case-like: collected, and invalid
+    result = corpus.runpytest_subprocess("-p", "no:cacheprovider", "-v", str(elsewhere / "mine.yaml"), "cases")
+    result.assert_outcomes(passed=2, failed=3)
+    result.stdout.fnmatch_lines(["*::mine PASSED*"])  # pytest names a file outside its rootdir by the item alone
+    assert "report.json" not in result.stdout.str() and "half.json::half FAILED" in result.stdout.str()
+    alone = corpus.runpytest_subprocess("-p", "no:cacheprovider", str(elsewhere / "mine.yaml"))  # rootdir: elsewhere
+    alone.assert_outcomes(passed=1)
 
 
 def test_tags_become_markers(corpus):
@@ -98,6 +115,76 @@ def test_cli_run_exit_codes_and_json_report(tmp_path, seed_text, capsys):
     assert report.stat().st_mode & 0o777 == 0o666 & ~_umask()  # a report to share, as open() would write it
     out = capsys.readouterr().out
     assert "3 cases" in out and "invalid" in out
+    keras = module_origin("keras")
+    assert out.splitlines()[0].startswith(f"Keras {keras['version']} from {keras['path']}")  # which Keras ran
+    assert out.splitlines()[-3:] == [  # the run ends with what did not pass
+        "2 cases did not pass:", f"  INVALID      broken  {tmp_path / 'broken.json'}  JSON syntax error: Expecting "
+        "property name enclosed in double quotes (column 2)",
+        f"  FAILED       seed-mistaken-hand-value  {tmp_path / 'wrong.yaml'}  " + rows["seed-mistaken-hand-value"]["message"]]
+    environment = rows["seed-linear-gates"]["environment"]
+    assert (environment["keras"], environment["keras_path"]) == (keras["version"], keras["path"])
+    h = next(o for o in rows["seed-mistaken-hand-value"]["outputs"] if o["output"] == "h" and o["mode"] == "eager")
+    assert h["mismatch_max_abs_diff"] == 1 and h["max_abs_diff"] == 0  # Keras = reference; only the hand value is off
+
+
+def test_failures_only_prints_only_what_did_not_pass(tmp_path, seed_text, capsys):
+    (tmp_path / "seed.yaml").write_text(seed_text)
+    (tmp_path / "broken.json").write_text("{")
+    assert main(["run", str(tmp_path), "-q", "--mode", "eager"]) == 1
+    out = capsys.readouterr().out
+    assert "PASSED" not in out and "seed-linear-gates" not in out
+    assert out.count("INVALID      broken") == 2 and "1 case did not pass:" in out  # its line, and the list at the end
+
+
+def test_report_json_gives_the_largest_difference_of_passing_outputs(seed_text, write_case):
+    def nudged(mode, run):  # within the tolerance: the case passes, but it moved
+        for outputs in run.outputs:
+            outputs["h"] = outputs["h"] * (1 + 1e-7)
+        return run
+
+    result = run_path(write_case(seed_text), system=AlteredSystem(nudged))
+    assert result.outcome == "passed", result.details
+    rows = {(o["mode"], o["output"]): o for o in result.to_json()["outputs"]}
+    h, c = rows[("eager", "h")], rows[("eager", "c")]
+    assert h["passed"] and h["max_abs_diff"] == pytest.approx(4e-7, rel=1e-6) and h["max_rel_diff"] == pytest.approx(1e-7)
+    assert h["mismatch_max_abs_diff"] is None and h["mismatch_max_rel_diff"] is None and h["mismatched"] == 0
+    assert c["max_abs_diff"] == 0
+
+
+ROUNDED = """\
+name: rounded-hand
+description: linear gates i = o = 1, f = 0, so h = tanh(tanh(x W_c)) = [tanh(tanh(1)), tanh(tanh(2))] = [0.64201499, 0.74606800]
+config: {units: 2, activation: tanh, recurrent_activation: null, use_bias: false}
+dtype: float32
+execution: eager
+input: [[[1, 0.5]]]
+weights:
+  kernel: [[1, 1, 0, 0, 1, 1, 1, 1], [0, 0, 0, 0, 0, 2, 0, 0]]
+  recurrent_kernel: [[0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]]
+expected:
+  h: [[0.6420, 0.7461]]
+"""
+
+
+def test_hand_values_written_to_4_decimals_are_told_apart_from_a_mistake(write_case):
+    rounded = run_path(write_case(ROUNDED))  # right to 4 decimals, 2e-5 off: beyond float32's bound of 2e-6
+    assert rounded.outcome == "failed"
+    assert rounded.message == ("mismatch in h: the hand values look rounded to 4 decimals (within half a unit of the last "
+                               "decimal of both Keras and the reference, which agree): write at least 6 decimals, or set "
+                               "`expected_tolerance: {atol: 5e-5}`")
+    assert run_path(write_case(ROUNDED + "expected_tolerance: {atol: 5e-5}\n", "tolerant.yaml")).outcome == "passed"
+    assert run_path(write_case(ROUNDED.replace("0.6420, 0.7461", "0.642015, 0.746068"), "six.yaml")).outcome == "passed"
+    mistake = run_path(write_case(ROUNDED.replace("0.7461", "0.7416"), "mistake.yaml"))
+    assert mistake.outcome == "failed" and mistake.message.endswith("the hand calculation is likely wrong")
+
+
+def test_outside_the_project_without_paths_says_there_is_no_cases_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for command in ("run", "validate", "coverage"):
+        assert main([command]) == 2
+        assert capsys.readouterr().err == (f"harness {command}: no cases/ folder here ({tmp_path}): name case files or "
+                                           f"folders, e.g. `harness {command} path/to/cases`, or run it in the project "
+                                           "folder\n")
 
 
 def test_cli_validate_does_not_need_keras(tmp_path, seed_text, capsys):

@@ -150,3 +150,14 @@ def test_several_problems_are_all_reported(write_case):
 def test_file_must_hold_a_mapping(write_case, text, found):
     [p] = problems(write_case(text)).problems
     assert p.found == found
+
+
+def test_expected_tolerance_is_read_and_checked(write_case):
+    case = load_case(write_case(GOOD + "expected: {h: [[0.1, 0.2, 0.3]]}\nexpected_tolerance: {atol: 5e-5}\n"))
+    assert case.expected_tolerance == {"atol": 5e-05} and case.tolerance == {}
+    [p] = problems(write_case(GOOD + "expected_tolerance: {atol: 5e-5}\n")).problems
+    assert p.field == "expected_tolerance" and p.message == "there are no hand values for it to apply to"
+    [p] = problems(write_case(GOOD + "expected: {h: [[0, 0, 0]]}\nexpected_tolerance: {atl: 5e-5}\n")).problems
+    assert p.field == "expected_tolerance.atl" and p.message == "unknown field" and p.hint == "did you mean 'atol'?"
+    [p] = problems(write_case(GOOD + "expected: {h: [[0, 0, 0]]}\nexpected_tolerance: {atol: .inf}\n")).problems
+    assert p.field == "expected_tolerance.atol" and p.message == "a tolerance must be a finite number"

@@ -30,6 +30,10 @@ def _start(backend: str, hook: str | None, fault: str | None = None) -> None:
     the fault installed for the life of the process (or until `_remove_fault`)."""
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if os.environ.get("HARNESS_QUIET") == "1":  # the parent is quiet (harness/quiet.py): so is its worker
+        from harness.quiet import python_logging  # noqa: PLC0415
+
+        python_logging()
     if hook:
         module, function = hook.rsplit(".", 1)
         getattr(importlib.import_module(module), function)()
