@@ -343,18 +343,19 @@ def _selftest_target(console, target: str, on: str, cases: list, faults: list, a
 
 
 def cmd_fuzz(args) -> int:
-    from harness.fuzz import fuzz
+    from harness.fuzz import fuzz, summary
 
+    if args.literal and not args.save:
+        print("harness fuzz: --literal says how --save writes the cases; give --save DIR too", file=sys.stderr)
+        return 2
     console = Console(highlight=False, soft_wrap=True)
     started = time.perf_counter()
     target = (args.target or (targets.DEFAULT_TARGET,))[0]
-    report = fuzz(args.examples, args.seed, Path(args.save) if args.save else None, keras_flavor(),
-                  system=targets.get(target))
-    console.print(f"{report.ran} examples ran in {time.perf_counter() - started:.0f}s (seed {args.seed}), "
-                  f"{len(report.disagreements)} disagreements")
-    for reason, count in report.skipped_known.items():
-        console.print(f"  not generated, known defect ({count}x): {reason}")
-    table = Table(title="examples per configuration dimension")
+    report = fuzz(args.examples, args.seed, Path(args.save) if args.save else None, system=targets.get(target),
+                  literal=args.literal)
+    for line in summary(report, time.perf_counter() - started, args.seed):
+        console.print(line, markup=False)
+    table = Table(title=f"examples per configuration dimension ({report.ran} examples)")
     table.add_column("dimension")
     table.add_column("value: examples")
     for dim, counts in report.dimensions.items():
@@ -363,7 +364,7 @@ def cmd_fuzz(args) -> int:
     for number, found in enumerate(report.disagreements, start=1):
         console.print(f"disagreement {number}" + (f", saved to {found.saved}" if found.saved else "") + ":")
         console.print(found.result.details, markup=False)
-    return 1 if report.disagreements else 0
+    return 1 if report.disagreements or report.short else 0
 
 
 def cmd_record(args) -> int:
@@ -578,9 +579,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     fuzz_cmd = sub.add_parser("fuzz", help="random valid cases on Keras and the reference; shrink disagreements")
     fuzz_cmd.add_argument("--examples", type=_positive_int, default=200,
-                          help="how many generated cases to run (documented defects drawn are not counted; default 200)")
+                          help="how many generated cases must run on the target (draws with a documented defect or "
+                               "that the target cannot express are counted apart; default 200)")
     fuzz_cmd.add_argument("--seed", type=int, default=0, help="the campaign's seed: the same seed draws the same cases")
     fuzz_cmd.add_argument("--save", metavar="DIR", help="write each shrunk disagreement as a case file in DIR")
+    fuzz_cmd.add_argument("--literal", action="store_true",
+                          help="with --save: write the arrays as literal numbers (for an upstream report) instead of "
+                               "`random:` seeds")
     _add_target_option(fuzz_cmd, several=False)
     _add_verbose_option(fuzz_cmd)
     fuzz_cmd.set_defaults(func=cmd_fuzz)

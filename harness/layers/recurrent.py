@@ -221,14 +221,14 @@ class RecurrentSpec(LayerSpec):
         return values
 
     def fuzz_config(self, draw, st, activations, *, units: int, steps: int, stateful: bool) -> dict:
-        """A random config (hypothesis `draw` and strategies `st`), shrinking toward the defaults."""
-        config = {"units": units, "activation": draw(st.one_of(st.sampled_from(["tanh"]), st.sampled_from(activations),
-                                                                st.none()))}
-        if "recurrent_activation" in self.activation_roles:
-            config["recurrent_activation"] = draw(st.one_of(
-                st.sampled_from(["sigmoid"]), st.sampled_from(["sigmoid", "hard_sigmoid", "sparse_sigmoid", "tanh",
-                                                               "softsign", "hard_tanh"]),
-                st.sampled_from(activations), st.none()))
+        """A random config (hypothesis `draw` and strategies `st`), shrinking toward the defaults. Each
+        activation is drawn uniformly from the default first, every other one, then None (linear):
+        `sampled_from` shrinks toward its first element, and a `one_of` of a default, the rest and None would
+        draw the default and linear a third of the time each."""
+        config = {"units": units}
+        for role in self.activation_roles:
+            default = self.defaults[role]
+            config[role] = draw(st.sampled_from([default, *(a for a in activations if a != default), None]))
         config.update({"use_bias": draw(st.booleans()), "return_sequences": draw(st.booleans()),
                        "return_state": draw(st.booleans()), "go_backwards": draw(st.booleans()),
                        "stateful": stateful, "unroll": draw(st.booleans()) if steps <= 8 else False})
