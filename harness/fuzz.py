@@ -91,7 +91,10 @@ def case_documents(draw, constraints: Constraints | None = None, layer_names: tu
     stateful = draw(st.booleans())
     config = spec.fuzz_config(draw, st, activations, units=units, steps=steps, stateful=stateful)
     bounded = all(name in BOUNDED for name in spec.activations(config).values())
-    scale = draw(st.sampled_from([0.1, 0.5, 1.0] if bounded or steps <= 8 else [0.1, 0.3]))
+    # An unbounded activation (linear, elu, silu... as a gate too, now that every activation is as likely)
+    # with larger weights makes states grow without bound within a few steps: an ill-conditioned case whose
+    # float64 reference and Keras part ways (or overflow) for no defect. Small weights keep it well posed.
+    scale = draw(st.sampled_from([0.1, 0.5, 1.0] if bounded else [0.1]))
     seeds = iter(range(draw(_count(0, 10_000)) * 16, 10**9))
     edge = draw(st.sampled_from(NUMERIC_EDGES))
     if edge == "saturating-input" and not bounded:
