@@ -33,10 +33,10 @@ from harness.runner import CaseResult, run_case
 
 DTYPE_ORDER = ("float32", "float64", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16")  # shrinks to float32
 BOUNDED = ("tanh", "sigmoid", "softsign", "hard_tanh", "hard_sigmoid", "sparse_sigmoid")
-# Numeric edges drawn (coverage.py's names), in about one case in four; None (no edge) first, so shrinking
+# Numeric edges drawn (coverage.py's names), one case in four nominally (about one in six drawn); None first, so shrinking
 # drops the edge. NaN, inf and huge weights are left to corpus cases: each meets documented target defects.
 NUMERIC_EDGES = (None,) * 12 + ("zero-input", "zero-weights", "tiny-weights", "saturating-input")
-GRADIENT_ODDS = (False, False, True)  # one case in three to five also checks gradients (hypothesis favours
+GRADIENT_ODDS = (False, False, True)  # one case in three nominally, one in five to seven drawn (hypothesis favours
 # the first choice at times); shrinks to none
 # coverage.py's dimensions that a fuzzer cannot draw (hand values, a corpus file's tags): not in the table
 UNDRAWN_DIMENSIONS = ("expected values", "known upstream defect")
