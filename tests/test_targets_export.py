@@ -104,3 +104,14 @@ def test_a_conversion_failure_names_the_stage(monkeypatch):
     result = run(SEED, "tflite")
     assert result.outcome == "keras-error"
     assert "converting to TFLite" in result.message and "no converter today" in result.message
+
+
+@pytest.mark.parametrize("activation", ["selu", "elu"])
+def test_onnx_refuses_float64_activations_onnxruntime_has_no_double_kernel_for(write_case, activation):
+    """Found by harness fuzz --target onnx: "Could not find an implementation for Selu(6)" at load time."""
+    if "onnx" not in targets.installed():
+        pytest.skip("onnx is not installed")
+    path = write_case(f"layer: SimpleRNN\nconfig: {{units: 1, activation: {activation}, use_bias: false}}\n"
+                      "dtype: float64\ninput: [[[0.5]]]\nweights: {kernel: [[0.3]], recurrent_kernel: [[0.2]]}\n")
+    result = run(path, "onnx")
+    assert result.outcome == "skipped" and "no double kernel" in result.message, result.message

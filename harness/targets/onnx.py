@@ -18,6 +18,9 @@ OPSET = 17
 # Activations whose TensorFlow op tf2onnx leaves unconverted inside the RNN's Loop, so that onnxruntime
 # refuses the model ("No Op registered for Expm1 with domain_version of 17").
 UNCONVERTED = {"celu": "Expm1", "gelu": "Erfc"}
+# Activations tf2onnx converts to an ONNX op that onnxruntime's CPU provider has no double kernel for
+# ("Could not find an implementation for Selu(6) node"; found by harness fuzz --target onnx).
+NO_DOUBLE = {"selu": "Selu", "elu": "Elu"}
 
 
 def _has_lstm(case: Case) -> bool:
@@ -47,6 +50,11 @@ class Onnx(ConvertedTarget):
             if known_defects.uses(document, activation):
                 return (f"{activation}: tf2onnx leaves TensorFlow's {op} op unconverted inside the loop, and "
                         f"onnxruntime refuses the model (No Op registered for {op} with domain_version of {OPSET})")
+        if case.dtype == "float64":
+            for activation, op in NO_DOUBLE.items():
+                if known_defects.uses(document, activation):
+                    return (f"float64 {activation}: onnxruntime's CPU provider has no double kernel for {op} "
+                            f"(Could not find an implementation for {op}(6))")
         if case.dtype == "float64" and _has_lstm(case):
             return "float64 LSTM: onnxruntime's LSTM op does not support double (LSTM operator does not support double yet)"
         return super().supports(case)
