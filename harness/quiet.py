@@ -26,10 +26,10 @@ import sys
 ENV = "HARNESS_QUIET"  # "1": quiet; read by worker processes (harness/targets/worker.py)
 
 # A C++ INFO or WARNING line (absl/glog format; before absl is initialised the "time" is 00:00:<epoch>), the
-# absl pre-initialisation notice, the DT_BOOL notice, LiteRT's notices (the tflite target).
+# absl pre-initialisation notice, the DT_BOOL (DT_HALF, ...) notice, LiteRT's notices (the tflite target).
 NOISE = re.compile(rb"^(?:[IW]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] .*"
                    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-                   rb"|E\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] oneDNN supports DT_BOOL only on platforms with AVX-512.*"
+                   rb"|E\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] oneDNN supports DT_[A-Z0-9]+ only on platforms with AVX-512.*"
                    rb"|INFO: (?:Created TensorFlow Lite [\w ]+ delegate for CPU|Initialized TensorFlow Lite runtime)\."
                    rb")\r?\n?$")
 
