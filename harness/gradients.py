@@ -31,6 +31,7 @@ class GradientRequest:
     cotangents: list[dict[str, np.ndarray]]  # per call: output name -> array of its shape
     expected: dict[str, np.ndarray] = field(default_factory=dict)  # first call: gradient name -> hand value
     tolerance: dict = field(default_factory=dict)
+    given: tuple[str, ...] = ()  # the outputs whose cotangents the case gives (none: seeded random for every output)
 
     def names(self, case) -> list[str]:
         """The gradient names compared: weights, `input`, `initial_state.<state>`."""
@@ -92,7 +93,7 @@ def load(raw: dict, spec, config: dict, calls: list, weight_names: list[str], ar
         expected[name] = numbers(value, ["gradients", "expected", name])
     if len(problems) > problems_before:
         return None
-    return GradientRequest(wrt, cotangents, expected, raw.get("tolerance", {}))
+    return GradientRequest(wrt, cotangents, expected, raw.get("tolerance", {}), tuple(given))
 
 
 @dataclass
@@ -101,8 +102,9 @@ class _Shapes:
     config: dict
 
 
-def reference_gradients(case, flavor: str) -> list[dict[str, np.ndarray]]:
-    """Per call: gradient name -> the reference's float64 gradient, from the layer spec's backward pass."""
+def reference_backward(case, flavor: str) -> list:
+    """Per call: the layer spec's whole backward pass (layers.base.Gradients, with its per-step trace), from the
+    states each call starts from (carried between the calls of a stateful case, as the forward carries them)."""
     spec, request = case.spec, case.gradients
     weights = {name: precision.weight_as_computed(values, case.dtype) for name, values in case.weights.items()}
     batch = case.calls[0].input.shape[0]
@@ -114,14 +116,22 @@ def reference_gradients(case, flavor: str) -> list[dict[str, np.ndarray]]:
         if call.initial_state is not None:
             states = {name: precision.input_as_computed(s, case.dtype) for name, s in call.initial_state.items()}
         x = precision.input_as_computed(call.input, case.dtype)
-        grads = spec.backward(weights, case.config, flavor, x, states, call.mask, request.cotangents[number])
+        results.append(spec.backward(weights, case.config, flavor, x, states, call.mask, request.cotangents[number]))
+        states = spec.forward(weights, case.config, flavor, x, states, call.mask).states
+    return results
+
+
+def reference_gradients(case, flavor: str) -> list[dict[str, np.ndarray]]:
+    """Per call: gradient name -> the reference's float64 gradient, from the layer spec's backward pass."""
+    request = case.gradients
+    results = []
+    for grads in reference_backward(case, flavor):
         found = {name: grads.weights[name] for name in request.wrt if name in grads.weights}
         if INPUT in request.wrt:
             found[INPUT] = grads.input
         if INITIAL_STATE in request.wrt:
             found.update({f"{INITIAL_STATE}.{name}": value for name, value in grads.initial_state.items()})
         results.append(found)
-        states = spec.forward(weights, case.config, flavor, x, states, call.mask).states
     return results
 
 
