@@ -114,7 +114,8 @@ def main() -> None:
     system, flavor = targets.get("tensorflow"), keras_flavor()
     started = time.perf_counter()
     print(f"gradient error vs the float64 reference ({args.mode} mode, {args.seeds} seeds, batch {BATCH}, "
-          f"units {UNITS}, features {FEATURES}, weight scale {args.scale:g}; GRADIENT_SLACK {gradients.GRADIENT_SLACK:g})")
+          f"units {UNITS}, features {FEATURES}, weight scale {args.scale:g}; gradient slack: "
+          + ", ".join(f"{dtype} {gradients.gradient_slack(dtype):g}" for dtype in args.dtypes.split(",")) + ")")
     print("err = max |tf - ref| / max|ref| over the gradients (median, max over seeds); ratio = error / bound (max)")
     summary, worst = [], (0.0, "")
     for layer in args.layers.split(","):
