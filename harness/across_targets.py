@@ -29,6 +29,7 @@ def run_on_targets(case: Case, systems: list[SystemUnderTest], modes: tuple[str,
                    f"({', '.join(good)} agree{'s' if len(good) == 1 else ''} with the reference): {message}")
     details = "\n".join(f"[target {name}] {r.details}" for name, r in results.items())
     combined = CaseResult(case.name, str(case.path), worst.outcome, message, details, ran.diffs,
-                          sum(r.duration_s for r in results.values()), ran.system_outputs, ran.modes, ran.mode_errors)
+                          sum(r.duration_s for r in results.values()), ran.system_outputs, ran.modes, ran.mode_errors,
+                          system_gradients=ran.system_gradients)
     combined.targets = results
     return combined

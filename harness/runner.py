@@ -7,6 +7,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from harness import gradients, limits, report, targets
 from harness.case import Case
 from harness.compare import OutputDiff
@@ -41,6 +43,8 @@ class CaseResult:
     modes: tuple[str, ...] = ()  # the execution modes the system ran in; system_outputs are those of modes[0]
     mode_errors: dict[str, str] = field(default_factory=dict)  # mode -> what the system raised in that mode only
     targets: dict[str, "CaseResult"] = field(default_factory=dict)  # per target, when run on several
+    # per call: gradient name -> float64 array, of modes[0], for a gradient case the system differentiated there
+    system_gradients: list[dict] | None = None
 
     @property
     def ok(self) -> bool:
@@ -121,9 +125,9 @@ def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnd
         for number, diff in compare_case(case, run.outputs, reference_calls, noise, run.dtypes, system.label):
             diff.mode = mode
             diffs.append((number, diff))
-    gradient_note = None
+    gradient_note, first_gradients = None, {}
     if case.gradients is not None:
-        gradient_note = _gradient_diffs(case, flavor, system, tuple(ran), diffs, errors)
+        gradient_note = _gradient_diffs(case, flavor, system, tuple(ran), diffs, errors, first_gradients)
     spread = report.mode_spread({mode: run.outputs for mode, run in ran.items()})
     failed = any(not d.passed for _, d in diffs)
     outcome = "failed" if failed else "keras-error" if errors else "passed"
@@ -134,16 +138,18 @@ def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnd
     primary = runs[modes[0]]
     result = CaseResult(case.name, shown, outcome, message, details, diffs, time.perf_counter() - started,
                         primary.outputs if isinstance(primary, SystemRun) else None, modes,
-                        {mode: str(error) for mode, error in errors.items()})
+                        {mode: str(error) for mode, error in errors.items()},
+                        system_gradients=first_gradients.get(modes[0]))
     return apply_known_failure(case, result, system.name)
 
 
 def _gradient_diffs(case: Case, flavor: str, system: SystemUnderTest, modes: tuple[str, ...], diffs: list,
-                    errors: dict) -> str | None:
+                    errors: dict, found_by_mode: dict) -> str | None:
     """Add the gradient comparisons of every mode to `diffs` (a mode whose differentiation raises goes to
-    `errors`); returns a note naming the modes this system cannot differentiate and why (said, never
-    silently skipped). A system says why in `no_gradients` (mode -> reason); one without `gradients`
-    cannot differentiate at all."""
+    `errors`) and the system's gradients to `found_by_mode` (mode -> per call: name -> array, for record);
+    returns a note naming the modes this system cannot differentiate and why (said, never silently
+    skipped). A system says why in `no_gradients` (mode -> reason); one without `gradients` cannot
+    differentiate at all."""
     differentiate = getattr(system, "gradients", None)
     reasons = dict(getattr(system, "no_gradients", {}))
     if differentiate is None:
@@ -158,6 +164,8 @@ def _gradient_diffs(case: Case, flavor: str, system: SystemUnderTest, modes: tup
         except SystemFailure as failure:
             errors[mode] = failure
             continue
+        found_by_mode[mode] = [{name: np.asarray(value, dtype=np.float64) for name, value in call.items()}
+                               for call in found]
         diffs.extend(gradients.compare(case, found, reference, system.label, mode))
     return gradient_note(system.name, modes, {mode: reasons[mode] for mode in unsupported})
 

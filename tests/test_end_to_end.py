@@ -200,6 +200,49 @@ def test_cli_explain_prints_each_step(capsys):
     out = capsys.readouterr().out
     assert "z  = i [5, 2, 1] | f [1, 1, 0] | c [0, 2, 1] | o [2, 1, 0]" in out
     assert "h  = [0, 4, 0]" in out and "c  = [0, 4, 1]" in out
+    assert "backward" not in out and "dL/d" not in out  # a forward-only case has no backward trace
+
+
+def test_cli_explain_shows_the_backward_trace_of_a_gradient_case(capsys):
+    """The seed step differentiated by hand (cases/gradients/hand-seed-one-step.yaml's description): L = sum(h),
+    h the returned final state, so dL/dh = [1, 1, 1] all carried; dL/dc = dh * o = [2, 1, 0]; the initial state
+    gets dz @ U^T = [6, 4, 6] and dc * f = [2, 1, 0]. The backward trace follows the forward one."""
+    assert main(["explain", "gradient-hand-seed-one-step"]) == 0
+    out = capsys.readouterr().out
+    backward = out[out.index("backward (gradients)"):]
+    assert out.index("h  = [0, 4, 0]") < out.index("backward (gradients)")
+    assert backward.splitlines() == [
+        "backward (gradients): L = sum over h of sum(cotangent * output); cotangents given in the case",
+        "  steps in processing order; dL/dstate: the cotangent of the state the step produces, through every path",
+        "  carried: back from the next step (at the last step: the returned final state's cotangent)",
+        "batch row 0:",
+        "  step 0 (input time 0)",
+        "    dL/dh = [1, 1, 1]   = carried [1, 1, 1] + output [0, 0, 0]",
+        "    dL/dc = [2, 1, 0]   = carried [0, 0, 0] + through h",
+        "  initial state: dL/dh = [6, 4, 6]   dL/dc = [2, 1, 0]",
+    ]
+
+
+def test_explain_backward_trace_of_a_masked_step(tmp_path, capsys):
+    """SimpleRNN h = x + h_prev, L = h_final: a masked middle step keeps h and passes its cotangent through."""
+    (tmp_path / "masked.yaml").write_text(
+        "layer: SimpleRNN\nconfig: {units: 1, activation: null, use_bias: false, return_sequences: true}\n"
+        "dtype: float64\ninput: [[[1], [2], [3]]]\nmask: [[true, false, true]]\n"
+        "weights: {kernel: [[1]], recurrent_kernel: [[1]]}\n"
+        "gradients: {cotangents: {sequences: [[[0], [5], [1]]]}}\n")
+    assert main(["explain", str(tmp_path / "masked.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert out[out.index("batch row 0:", out.index("backward (gradients)")):].splitlines() == [
+        "batch row 0:",
+        "  step 0 (input time 0)",
+        "    dL/dh = [6]   = carried [1] + output [5]",
+        "  step 1 (input time 1)  MASKED: h kept, its cotangent passed to the previous step",
+        "    dL/dh = [1]   carried [1]",
+        "    output's cotangent [5]: passed to the previous output",
+        "  step 2 (input time 2)",
+        "    dL/dh = [1]   = carried [0] + output [1]",
+        "  initial state: dL/dh = [6]",
+    ]
 
 
 def test_keras_error_is_an_outcome_with_keras_message(write_case, seed_text):

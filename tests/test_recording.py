@@ -162,3 +162,102 @@ def test_record_and_compare_in_graph_mode(corpus, tmp_path, capsys):
     assert main(["compare", str(out), str(corpus)]) == 1  # default modes: eager first; nothing compared is a failure
     assert capsys.readouterr().out.splitlines()[-2:] == [
         "3 not comparable", "nothing was compared: no case has outputs both in the recording and now"]
+
+
+# ---------------------------------------------------------------- gradients beside the outputs
+
+GRADIENT_CASES = ["gradients/hand-seed-one-step.yaml", "gradients/bidirectional-lstm-ave-initial-states.yaml"]
+
+
+@pytest.fixture
+def gradient_corpus(tmp_path):
+    folder = tmp_path / "gradient-cases"
+    folder.mkdir()
+    for name in GRADIENT_CASES:
+        (folder / name.split("/")[1]).write_text((REPO / "cases" / name).read_text())
+    return folder
+
+
+@pytest.fixture
+def gradient_recorded(gradient_corpus, tmp_path):
+    out = tmp_path / "gradient-rec"
+    record([gradient_corpus], out)
+    return out
+
+
+def test_gradients_are_recorded_beside_the_outputs_and_compare_bit_identical(gradient_recorded, gradient_corpus):
+    manifest = json.loads((gradient_recorded / "manifest.json").read_text())
+    with np.load(gradient_recorded / manifest["cases"]["gradient-hand-seed-one-step"]["file"]) as npz:
+        assert sorted(npz.files) == ["call1/c", "call1/grad.bias", "call1/grad.initial_state.c",
+                                     "call1/grad.initial_state.h", "call1/grad.input", "call1/grad.kernel",
+                                     "call1/grad.recurrent_kernel", "call1/h", "call1/sequences"]
+        np.testing.assert_array_equal(npz["call1/grad.input"], [[[8, 4]]])  # the case's hand value
+    with np.load(gradient_recorded / manifest["cases"]["gradient-bidirectional-lstm-ave-initial-states"]["file"]) as npz:
+        assert {"call1/grad.forward.kernel", "call1/grad.backward.bias", "call1/grad.initial_state.forward_h",
+                "call1/grad.initial_state.backward_c"} <= set(npz.files)
+    comparison = compare(open_recording(gradient_recorded), [gradient_corpus])
+    assert set(_kinds(comparison).values()) == {IDENTICAL}
+
+
+def test_a_changed_gradient_is_a_change_naming_it(gradient_recorded, gradient_corpus, monkeypatch):
+    """The target's gradient function scales one value of dL/dkernel by 1.01: the outputs keep their bits, the
+    gradient changes beyond its tolerance, and the change names grad.kernel (the old version agreed)."""
+    import harness.targets.tensorflow as tensorflow_target
+
+    original = tensorflow_target.gradients
+
+    def perturbed(system, case, mode):
+        calls = original(system, case, mode)
+        if case.name == "gradient-hand-seed-one-step":
+            calls[0]["kernel"] = calls[0]["kernel"].copy()
+            calls[0]["kernel"][0, 6] *= 1.01  # dL/dkernel[0, 6] = 10 by hand
+        return calls
+
+    monkeypatch.setattr(tensorflow_target, "gradients", perturbed)
+    changes = {c.name: c for c in compare(open_recording(gradient_recorded), [gradient_corpus]).changes}
+    assert changes["gradient-bidirectional-lstm-ave-initial-states"].kind == IDENTICAL
+    change = changes["gradient-hand-seed-one-step"]
+    assert change.kind == BEYOND and change.changed == ["grad.kernel"]
+    assert change.detail == "largest change 0.1 (1.05e+05 ulps); beyond tolerance: grad.kernel; changed: grad.kernel"
+    assert change.cause == "REGRESSION: the old version agrees with the reference, the new one does not"
+
+
+def test_a_recording_without_gradients_still_compares(gradient_recorded, gradient_corpus):
+    """A recording made before gradients were recorded: the outputs are compared, and the change says the
+    gradients were not."""
+    _doctor(gradient_recorded, "gradient-hand-seed-one-step", lambda k, a: a)
+    manifest = json.loads((gradient_recorded / "manifest.json").read_text())
+    item = manifest["cases"]["gradient-hand-seed-one-step"]
+    path = gradient_recorded / item["file"]
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files if "/grad." not in k}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    path.write_bytes(buffer.getvalue())
+    item["file_sha256"] = _sha256(buffer.getvalue())
+    (gradient_recorded / "manifest.json").write_text(json.dumps(manifest))
+    changes = {c.name: c for c in compare(open_recording(gradient_recorded), [gradient_corpus]).changes}
+    change = changes["gradient-hand-seed-one-step"]
+    assert change.kind == IDENTICAL
+    assert change.detail == "gradients not compared: the recording has none (recorded without them)"
+
+
+@pytest.mark.parametrize("key,accepted", [
+    ("call1/h", True), ("call1/forward_sequences", True), ("call1/grad.kernel", True), ("call1/grad.input", True),
+    ("call1/grad.initial_state.h", True), ("call1/grad.forward.recurrent_kernel", True),
+    ("call1/grad.initial_state.backward_c", True),
+    ("call1/grad.", False), ("call1/grad..h", False), ("call1/grad.a.b.c", False), ("call1/grad.Kernel", False),
+    ("call1/grad/kernel", False), ("call1/h.kernel", False), ("call1/grad.kernel.", False), ("call1/h\n", False),
+    ("call0/grad.kernel", False), ("call1/grad. kernel", False),
+])
+def test_outputs_file_keys_are_checked(key, accepted, tmp_path):
+    from harness.recording.store import read_outputs_file
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **{key: np.zeros((1, 2))})
+    if accepted:
+        name = key.split("/", 1)[1]
+        assert list(read_outputs_file(tmp_path / "x.npz", buffer.getvalue())[0]) == [name]
+    else:
+        with pytest.raises(RecordingError, match="unexpected array"):
+            read_outputs_file(tmp_path / "x.npz", buffer.getvalue())

@@ -198,6 +198,10 @@ class LayerSpec:
     def explain_step(self, step: StepTrace, row: int, config: dict) -> list[str]:
         raise NotImplementedError
 
+    def explain_backward(self, grads: Gradients, batch: int, config: dict, mask: np.ndarray | None) -> list[str]:
+        """The backward trace of one call (backward()'s result), per batch row, steps in processing order."""
+        raise NotImplementedError(f"{self.name}: no backward trace")
+
     # ---- the Keras object (any Keras: 3 on any backend, or 2)
     def build_keras(self, keras, config: dict, dtype: str, batch: int | None, features: int):
         """A built Keras layer with neutral initializers (the case's weights are assigned next)."""

@@ -319,6 +319,21 @@ class BidirectionalSpec(LayerSpec):
             lines.extend("  " + line for line in spec.explain_result(result.parts[direction], batch, inner))
         return lines
 
+    def explain_backward(self, grads: Gradients, batch: int, config: dict, mask) -> list[str]:
+        """Each direction's backward trace in its own processing order (the backward layer's step 0 is the last
+        input step), from the cotangents the merge hands it."""
+        lines = []
+        for direction, (spec, inner) in self.directions(config).items():
+            prefix = f"{direction}_"
+            own = Gradients(weights={}, input=grads.input,
+                            initial_state={name.removeprefix(prefix): value for name, value in grads.initial_state.items()
+                                           if name.startswith(prefix)},
+                            trace=[{key.removeprefix(prefix): value for key, value in entry.items() if key.startswith(prefix)}
+                                   for entry in grads.trace])
+            lines.append(f"{direction} layer ({spec.name}):")
+            lines.extend("  " + line for line in spec.explain_backward(own, batch, inner, mask))
+        return lines
+
     # ---- the Keras object
     def build_keras(self, keras, config: dict, dtype: str, batch: int | None, features: int):
         from harness.layers.recurrent import NEUTRAL_INITIALIZERS  # noqa: PLC0415

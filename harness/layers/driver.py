@@ -21,9 +21,10 @@ from harness.layers.base import StepTrace
 # step(x_projection_t, states) -> (output, new states, intermediates for the trace)
 Step = Callable[[np.ndarray, dict[str, np.ndarray]], tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]]
 # step_vjp(x_projection_t, previous states, d output, d new states)
-#     -> (d x_projection_t, d previous states, weight gradients of this step by weight name)
+#     -> (d x_projection_t, d previous states, weight gradients of this step by weight name,
+#         dL/d each new state through every path: its output, the next step, the returned final state)
 StepVJP = Callable[[np.ndarray, dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]],
-                   tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]]
+                   tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]]
 
 
 def input_projection(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -72,7 +73,9 @@ def scan_vjp(step: Step, step_vjp: StepVJP, projected: np.ndarray, states: dict[
     timesteps, units) in processing order, `d_last_output` (batch, units), `d_final_states` by state name;
     None means zero. Returns (d projected in input time order, d initial states, weight gradients summed over
     the steps, trace): the trace has one entry per processed step, in processing order, with the cotangents
-    arriving at that step: "d<state>" of each state the step produces and "doutput" of its output.
+    arriving at that step: "d<state>" of each state the step produces (from the next step, or the returned
+    final state) and "doutput" of its output; and "d<state>_total", dL/d that state through every path (what
+    the cell adds from its output; at a masked row the state is kept, so it is the arriving cotangent).
 
     The walk runs in reverse processing order. At a masked row the state is kept: its cotangent passes
     through to the previous state unchanged and the cell gets none; the row's output is the previous output
@@ -102,7 +105,7 @@ def scan_vjp(step: Step, step_vjp: StepVJP, projected: np.ndarray, states: dict[
     for index in range(len(order) - 1, -1, -1):
         t = order[index]
         d_output = d_carry if d_sequences is None else d_carry + d_sequences[:, index, :]
-        trace.append({**{f"d{name}": value for name, value in d_states.items()}, "doutput": d_output})
+        arriving = {**{f"d{name}": value for name, value in d_states.items()}, "doutput": d_output}
         if mask is None:
             d_cell_output, d_new, passed = d_output, d_states, None
             d_carry = zeros
@@ -113,7 +116,10 @@ def scan_vjp(step: Step, step_vjp: StepVJP, projected: np.ndarray, states: dict[
             passed = {name: np.where(keep, 0.0, value) for name, value in d_states.items()}
             d_carry = zeros if zero_output_for_mask else np.where(keep, 0.0, d_output)
         with np.errstate(all="ignore"):
-            d_x, d_previous, grads = step_vjp(projected[:, t, :], previous[index], d_cell_output, d_new)
+            d_x, d_previous, grads, d_total = step_vjp(projected[:, t, :], previous[index], d_cell_output, d_new)
+        if mask is not None:
+            d_total = {name: np.where(keep, value, d_states[name]) for name, value in d_total.items()}
+        trace.append({**arriving, **{f"d{name}_total": value for name, value in d_total.items()}})
         d_projected[:, t, :] = d_x
         d_states = d_previous if passed is None else {name: d_previous[name] + passed[name] for name in d_previous}
         for name, value in grads.items():

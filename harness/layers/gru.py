@@ -127,7 +127,7 @@ class GRUSpec(RecurrentSpec):
             grads = {"recurrent_kernel": d_recurrent}
             if "bias" in weights:
                 grads["bias"] = np.stack([d_x.sum(axis=0), d_u.sum(axis=0)]) if after else d_x.sum(axis=0)
-            return d_x, {"h": d_h_prev}, grads
+            return d_x, {"h": d_h_prev}, grads, {"h": d_h}
 
         return step_vjp
 

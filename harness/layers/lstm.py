@@ -86,7 +86,7 @@ class LSTMSpec(RecurrentSpec):
             grads = {"recurrent_kernel": h_tm1.T @ d_z}
             if use_bias:
                 grads["bias"] = d_z.sum(axis=0)
-            return d_z, {"h": d_z @ U.T, "c": d_c * f}, grads
+            return d_z, {"h": d_z @ U.T, "c": d_c * f}, grads, {"h": d_h, "c": d_c}
 
         return step_vjp
 

@@ -276,7 +276,8 @@ class RecurrentSpec(LayerSpec):
     def step_vjp_function(self, weights: dict[str, np.ndarray], config: dict, flavor: str):
         """The cell's vector-Jacobian product, by hand in float64 (driver.StepVJP):
         step_vjp(x_projection_t, previous states, d output, d new states)
-            -> (d x_projection_t, d previous states, this step's gradients of the recurrent weights and bias)."""
+            -> (d x_projection_t, d previous states, this step's gradients of the recurrent weights and bias,
+                dL/d each new state through every path)."""
         raise NotImplementedError(f"{self.name}: no backward step")
 
     def backward(self, weights, config, flavor, x, states, mask, cotangents) -> Gradients:
@@ -324,6 +325,40 @@ class RecurrentSpec(LayerSpec):
 
     def explain_values(self, values: dict, row: int, units: int) -> list[str]:
         raise NotImplementedError
+
+    def explain_backward(self, grads: Gradients, batch: int, config: dict, mask: np.ndarray | None) -> list[str]:
+        """Per row and step (processing order): dL/d each state the step produces, through every path, and what
+        it is made of: `carried` back from the next step (at the last step: the returned final state's
+        cotangent) plus, for h, the cotangent of the step's output, for the other states (c) what flows back
+        through h. At a masked row the state is kept: dL/dstate is what is carried, passed on unchanged."""
+        steps = len(grads.trace)
+        go_backwards = config.get("go_backwards", False)
+        dropped = config.get("zero_output_for_mask", False)
+        lines = []
+        for row in range(batch):
+            lines.append(f"batch row {row}:")
+            for index, entry in enumerate(grads.trace):
+                t = steps - 1 - index if go_backwards else index
+                masked = mask is not None and not mask[row, t]
+                kept = (f"{', '.join(self.state_names)} kept, their cotangents" if len(self.state_names) > 1
+                        else f"{self.state_names[0]} kept, its cotangent")
+                lines.append(f"  step {index} (input time {t})"
+                             + (f"  MASKED: {kept} passed to the previous step" if masked else ""))
+                for k, name in enumerate(self.state_names):
+                    total, carried = entry[f"d{name}_total"][row], entry[f"d{name}"][row]
+                    if masked:
+                        parts = f"carried {vec(carried)}"
+                    elif k == 0:
+                        parts = f"= carried {vec(carried)} + output {vec(entry['doutput'][row])}"
+                    else:
+                        parts = f"= carried {vec(carried)} + through {self.state_names[0]}"
+                    lines.append(f"    dL/d{name} = {vec(total)}   {parts}")
+                if masked:
+                    fate = "dropped (zero_output_for_mask)" if dropped else "passed to the previous output"
+                    lines.append(f"    output's cotangent {vec(entry['doutput'][row])}: {fate}")
+            lines.append("  initial state: " + "   ".join(f"dL/d{name} = {vec(grads.initial_state[name][row])}"
+                                                          for name in self.state_names))
+        return lines
 
     # ---- the Keras object
     def build_keras(self, keras, config: dict, dtype: str, batch: int | None, features: int):

@@ -41,11 +41,12 @@ class SimpleRNNSpec(RecurrentSpec):
         def step_vjp(xw_t, states, d_output, d_new):
             h_tm1 = states["h"]
             pre = xw_t + b + h_tm1 @ U
-            d_pre = g.vjp(pre, g(pre), d_output + d_new["h"])
+            d_h = d_output + d_new["h"]
+            d_pre = g.vjp(pre, g(pre), d_h)
             grads = {"recurrent_kernel": h_tm1.T @ d_pre}
             if use_bias:
                 grads["bias"] = d_pre.sum(axis=0)
-            return d_pre, {"h": d_pre @ U.T}, grads
+            return d_pre, {"h": d_pre @ U.T}, grads, {"h": d_h}
 
         return step_vjp
 

@@ -2,7 +2,8 @@
 
 A recording is a folder: manifest.json (format, versions, platform, and per case the case file's
 hash, the outcome and the outputs file's hash) and one .npz per case with the system's outputs as
-float64, which holds float16, bfloat16 and float32 values exactly. A recording that is missing,
+float64, which holds float16, bfloat16 and float32 values exactly, and for a gradient case its gradients
+beside them (`callN/grad.<name>`, as the run's report names them). A recording that is missing,
 foreign, of another format version, or altered after it was written is refused with a clear error.
 """
 
@@ -54,9 +55,12 @@ def environment(target: str = targets.DEFAULT_TARGET) -> dict:
             **system.environment(), "target": target}
 
 
-def _npz_bytes(outputs: list[dict]) -> bytes:
+def _npz_bytes(outputs: list[dict], gradients: list[dict] | None = None) -> bytes:
+    """One array per call and output, `callN/OUTPUT`, and per gradient `callN/grad.NAME` (GRADIENT_PREFIX)."""
     arrays = {f"call{n}/{name}": np.asarray(values, dtype=np.float64)
               for n, call in enumerate(outputs, start=1) for name, values in call.items()}
+    arrays.update({f"call{n}/{GRADIENT_PREFIX}{name}": np.asarray(values, dtype=np.float64)
+                   for n, call in enumerate(gradients or [], start=1) for name, values in call.items()})
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
@@ -84,7 +88,7 @@ def record(paths: list, out: Path, modes: tuple[str, ...] | None = None, warn=No
                 item = {"path": str(entry.path), "sha256": file_hash, "outcome": result.outcome, "dtype": entry.case.dtype,
                         "mode": result.modes[0] if result.modes else None}
                 if result.system_outputs is not None:
-                    data = _npz_bytes(result.system_outputs)
+                    data = _npz_bytes(result.system_outputs, result.system_gradients)
                     item.update(file=staging.add(_npz_name(entry.case.name), data), file_sha256=_sha256(data))
                 cases[entry.case.name] = item
             manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
@@ -118,7 +122,12 @@ def _npz_name(case_name: str) -> str:
 
 LOCK_NAME = ".lock"
 _OUTPUT_DIR = re.compile(r"^cases(-[0-9A-Za-z]+)?$")
-_NPZ_KEY = re.compile(r"^call([1-9][0-9]{0,5})/([a-z][a-z_]{0,40})$")  # an output name of any layer spec
+# callN/ then an output name of any layer spec (sequences, h, forward_c, ...), or a gradient: grad. then a weight
+# (kernel, forward.recurrent_kernel), `input`, or initial_state.<state> (initial_state.h, initial_state.backward_c):
+# at most two dotted words of the same letters, so a key never holds a path, a space or an empty word.
+GRADIENT_PREFIX = "grad."
+_WORD = r"[a-z][a-z_]{0,40}"
+_NPZ_KEY = re.compile(rf"^call([1-9][0-9]{{0,5}})/({_WORD}|grad\.{_WORD}(?:\.{_WORD})?)$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -280,9 +289,10 @@ def read_outputs_file(path: Path, data: bytes) -> list[dict]:
                 raise RecordingError(f"{path}: unpacks beyond the limit recording_bytes={limit}")
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             for key in npz.files:
-                match = _NPZ_KEY.match(key)
+                match = _NPZ_KEY.fullmatch(key)  # fullmatch: `$` alone would accept a trailing newline
                 if not match:
-                    raise RecordingError(f"{path}: unexpected array {key[:80]!r} (expected callN/sequences, h, c or output)")
+                    raise RecordingError(f"{path}: unexpected array {key[:80]!r} (expected callN/sequences, h, c or "
+                                         "output, or a gradient callN/grad.kernel, grad.initial_state.h, ...)")
                 array = npz[key]
                 if array.dtype.kind != "f" or array.ndim > 3:
                     raise RecordingError(f"{path}: {key}: {array.dtype} array of {array.ndim} dimensions; "
