@@ -18,7 +18,7 @@ from collections import Counter
 
 import numpy as np
 
-from harness import layers
+from harness import layers, report
 from harness.compare import EXPECTED, REFERENCE, SYSTEM, OutputDiff
 from harness.report import MAX_ROWS
 from harness.runner import OUTCOMES
@@ -285,7 +285,7 @@ def _output_section(diff: OutputDiff, call: int, several_calls: bool, several_mo
     count = len(diff.mismatches)
     parts = [head, f"<p>{count} of {diff.total} elements mismatched ({100.0 * count / diff.total:.1f}%); largest "
                    f"absolute difference {diff.max_abs:.3g}, largest error {diff.max_error_ratio:.3g}x tolerance<br>"
-                   f"tolerance: {_e(diff.tolerance.describe())}<br>verdict: <b>{_e(diff.verdict)}</b></p>"]
+                   f"{'<br>'.join(_e(line.strip()) for line in report.tolerance_lines(diff))}<br>verdict: <b>{_e(diff.verdict)}</b></p>"]
     heat = heat_map(diff)
     line, start, axis = error_line(diff)
     if start is not None:

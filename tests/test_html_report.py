@@ -86,6 +86,7 @@ def test_a_failing_output_gets_its_values_a_heat_map_and_a_line_plot():
     assert "|Keras - reference| first exceeds the tolerance at step 12" in page  # where divergence starts
     assert "sequences[batch, step, unit]" in page and "h[batch, unit]" in page
     assert "<th>KERAS</th><th>REFERENCE</th>" in page  # the oracles' values
+    assert "allowed: |Keras - reference| &lt;= " in page  # the tolerance in the text report's words
     assert page.count('<span class="outcome passed">PASSED</span>') == 2  # the counts row and the case row
 
 
