@@ -82,7 +82,8 @@ def measure(case, system, mode: str, flavor: str) -> tuple[float, float]:
     got = system.gradients(case, mode)
     reference = gradients.reference_gradients(case, flavor)
     error, ratio = 0.0, 0.0
-    for diff_pair in gradients.compare(case, got, reference, system.label, mode):
+    noise = gradients.gradient_noise(case, flavor, reference)
+    for diff_pair in gradients.compare(case, got, reference, system.label, mode, noise):
         _, diff = diff_pair
         ratio = max(ratio, diff.max_error_ratio)
     for system_call, reference_call in zip(got, reference):

@@ -156,6 +156,7 @@ def _gradient_diffs(case: Case, flavor: str, system: SystemUnderTest, modes: tup
         reasons = {mode: reasons.get(mode, "it does not compute them") for mode in modes}
     unsupported = [mode for mode in modes if mode in reasons]
     reference = gradients.reference_gradients(case, flavor) if len(unsupported) < len(modes) else None
+    noise = None  # measured once, for the first mode that differentiates
     for mode in modes:
         if mode in reasons:
             continue
@@ -166,7 +167,9 @@ def _gradient_diffs(case: Case, flavor: str, system: SystemUnderTest, modes: tup
             continue
         found_by_mode[mode] = [{name: np.asarray(value, dtype=np.float64) for name, value in call.items()}
                                for call in found]
-        diffs.extend(gradients.compare(case, found, reference, system.label, mode))
+        if noise is None:
+            noise = gradients.gradient_noise(case, flavor, reference)
+        diffs.extend(gradients.compare(case, found, reference, system.label, mode, noise))
     return gradient_note(system.name, modes, {mode: reasons[mode] for mode in unsupported})
 
 

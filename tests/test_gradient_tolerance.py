@@ -1,0 +1,57 @@
+"""The gradient bound's noise floor: a case that amplifies a rounding-sized change (chaotic weights, long
+sequences) gets a bound from that measurement, a well-conditioned one keeps the default."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from harness import gradients, targets
+from harness.versions import keras_flavor
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "bench"))
+from gradient_bounds import bench_case  # noqa: E402
+
+
+def _ratios(case, noise):
+    system = targets.get("tensorflow")
+    reference = gradients.reference_gradients(case, keras_flavor())
+    found = system.gradients(case, "eager")
+    return max(d.max_error_ratio for _, d in gradients.compare(case, found, reference, "Keras", "eager", noise))
+
+
+def test_a_chaotic_float64_case_is_held_to_its_measured_noise_not_the_flat_bound():
+    """SimpleRNN, float64, weights of scale 3 (bench/gradient_bounds.py --scale 3): without the floor the flat
+    bound is exceeded (a false alarm); with it the case passes."""
+    without, with_floor = [], []
+    for seed in (1, 2, 3):
+        case = bench_case("SimpleRNN", "float64", 64, seed, 3.0)
+        reference = gradients.reference_gradients(case, keras_flavor())
+        noise = gradients.gradient_noise(case, keras_flavor(), reference)
+        without.append(_ratios(case, None))
+        with_floor.append(_ratios(case, noise))
+    assert max(without) > 1.0, without
+    assert max(with_floor) < 1.0, with_floor
+
+
+def test_a_well_conditioned_case_keeps_the_default_bound():
+    case = bench_case("LSTM", "float32", 16, 1, 0.5)
+    reference = gradients.reference_gradients(case, keras_flavor())
+    noise = gradients.gradient_noise(case, keras_flavor(), reference)
+    system = targets.get("tensorflow")
+    found = system.gradients(case, "eager")
+    diffs = [d for _, d in gradients.compare(case, found, reference, "Keras", "eager", noise)]
+    assert all(d.tolerance.noise_floor < d.tolerance.atol for d in diffs)  # the floor does not loosen it
+    assert all(np.isfinite(value) for call in noise for value in call.values())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_noise_is_deterministic(dtype):
+    case = bench_case("GRU", dtype, 8, 2, 1.0)
+    reference = gradients.reference_gradients(case, keras_flavor())
+    assert gradients.gradient_noise(case, keras_flavor(), reference) == gradients.gradient_noise(
+        case, keras_flavor(), reference)
