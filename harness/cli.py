@@ -15,13 +15,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness import __version__, capture, limits
+from harness import __version__, capture, limits, sharding
 from harness.discovery import DEFAULT_CASE_DIR, Entry, load_corpus
 from harness.errors import InvalidCase
 from harness import modes
 from harness import targets
 from harness.across_targets import run_on_targets
-from harness.runner import OUTCOMES, CaseResult, invalid_result
+from harness.runner import GREEN, OUTCOMES, CaseResult, invalid_result
 from harness.versions import describe_origin, installed_versions, keras_flavor, module_origin
 
 _STYLE = {"passed": "green", "failed": "red", "invalid": "magenta", "keras-error": "red", "unsupported": "yellow",
@@ -145,11 +145,15 @@ def cmd_run(args) -> int:
         return 2
     started = time.perf_counter()
     target_names = args.target or (targets.DEFAULT_TARGET,)
-    found = load_corpus(args.paths or [DEFAULT_CASE_DIR])
+    roots = [Path(p) for p in args.paths or [DEFAULT_CASE_DIR]]
+    found = load_corpus(roots)
     entries = _select(found, args.keyword, args.tag or [])
     if not entries:
         return _no_match(console, found, args)
     console.print(_header(target_names), markup=False)
+    if args.shard:  # after loading all: a duplicate name is refused in whichever shard holds the later file
+        selected, entries = len(entries), sharding.select(entries, roots, args.shard)
+        console.print(f"shard {args.shard}: {len(entries)} of the {selected} case files")
     results = []
     interrupted = False
     try:
@@ -173,9 +177,11 @@ def cmd_run(args) -> int:
         _margins(console, results, args.margins)
     _not_passed(console, results)
     if args.report_json:
-        env = environment(target_names)
-        write_atomically(Path(args.report_json),
-                         json.dumps([{**r.to_json(), "environment": env} for r in results], indent=2) + "\n")
+        from harness.report_json import run_info
+
+        env, info = environment(target_names), run_info(args.mode, args.keyword, args.tag, args.shard, len(entries))
+        write_atomically(Path(args.report_json), json.dumps([{**r.to_json(), "environment": env, "run": info}
+                                                             for r in results], indent=2) + "\n")
         if interrupted:
             console.print(f"wrote the {len(results)} finished results to {args.report_json}")
     if args.html:
@@ -375,7 +381,7 @@ def cmd_record(args) -> int:
     try:
         manifest = record(args.paths or [DEFAULT_CASE_DIR], Path(args.out), args.mode,
                           warn=lambda text: print(f"harness record: {text}", file=sys.stderr),
-                          target=(args.target or (targets.DEFAULT_TARGET,))[0])
+                          target=(args.target or (targets.DEFAULT_TARGET,))[0], shard=args.shard)
     except RecordingError as exc:
         print(f"harness record: {exc}", file=sys.stderr)
         return 2
@@ -387,6 +393,61 @@ def cmd_record(args) -> int:
     env = manifest["environment"]
     print(f"recorded {len(manifest['cases'])} cases under TensorFlow {env['tensorflow']}, Keras {env['keras']} "
           f"({env['keras_flavor']}) in {args.out}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    return 0
+
+
+def cmd_merge(args) -> int:
+    """Reports (files) into one report, or recordings (folders) into one recording: never a mix."""
+    inputs, out = [Path(p) for p in args.inputs], Path(args.out)
+    folders = [p for p in inputs if p.is_dir()]
+    if folders and len(folders) != len(inputs):
+        print(f"harness merge: give either report files or recording folders, not both ({folders[0]} is a folder, "
+              f"{next(p for p in inputs if not p.is_dir())} is not)", file=sys.stderr)
+        return 2
+    if folders:
+        return _merge_recordings(folders, out)
+    from harness.report_json import MergeError, merge_reports
+
+    problem = _writable("--out", args.out)
+    if problem or out.resolve() in {p.resolve() for p in inputs}:
+        print(f"harness merge: {problem or f'--out {out}: is also one of the reports to merge'}", file=sys.stderr)
+        return 2
+    try:
+        rows = merge_reports(inputs)
+    except MergeError as exc:
+        print(f"harness merge: {exc}", file=sys.stderr)
+        return 2
+    write_atomically(out, json.dumps(rows, indent=2) + "\n")
+    console = Console(highlight=False, soft_wrap=True)
+    counts = Counter(row["outcome"] for row in rows)
+    table = Table(title=f"{len(rows)} cases from {len(inputs)} reports, {sum(r.get('duration_s', 0) for r in rows):.1f}s "
+                        "of case time")
+    table.add_column("outcome")
+    table.add_column("cases", justify="right")
+    for outcome in OUTCOMES:
+        if counts[outcome]:
+            table.add_row(f"[{_STYLE[outcome]}]{outcome}[/]", str(counts[outcome]))
+    console.print(table)
+    for row in rows:
+        if row["outcome"] not in GREEN:
+            console.print(f"[{_STYLE[row['outcome']]}]{row['outcome'].upper():<12}[/] {row['case']}  "
+                          f"[dim]{row['path']}[/]  {row.get('message', '')}", markup=True)
+    console.print(f"wrote {out}")
+    return 0 if all(row["outcome"] in GREEN for row in rows) else 1
+
+
+def _merge_recordings(folders: list[Path], out: Path) -> int:
+    from harness.recording import RecordingError
+    from harness.recording.merge import merge_recordings
+
+    try:
+        manifest = merge_recordings(folders, out, warn=lambda text: print(f"harness merge: {text}", file=sys.stderr))
+    except RecordingError as exc:
+        print(f"harness merge: {exc}", file=sys.stderr)
+        return 2
+    counts = Counter(item["outcome"] for item in manifest["cases"].values())
+    print(f"merged {len(folders)} recordings into {out}: {len(manifest['cases'])} cases, "
+          + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     return 0
 
 
@@ -409,6 +470,10 @@ def cmd_compare(args) -> int:
         print(f"harness compare: {exc}", file=sys.stderr)
         return 2
     old, new = comparison.old, comparison.new
+    shard = recording.manifest.get("shard")
+    if isinstance(shard, dict):
+        console.print(f"note: the recording holds shard {shard.get('index')}/{shard.get('count')} only: the other "
+                      "shards' cases show as new; `harness merge` the shards' recordings to compare them all")
     console.print(f"recorded: TensorFlow {old.get('tensorflow')}, Keras {old.get('keras')} ({old.get('keras_flavor')}), "
                   f"target {old.get('target', 'tensorflow')}; now: TensorFlow {new.get('tensorflow')}, Keras "
                   f"{new.get('keras')} ({new.get('keras_flavor')}), target {new.get('target')}")
@@ -525,6 +590,20 @@ def _limit_argument(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _shard_argument(text: str) -> sharding.Shard:
+    try:
+        return sharding.parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_shard_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--shard", type=_shard_argument, metavar="K/N",
+                         help="run only shard K of N (1 <= K <= N): a split of the case files by a stable hash of "
+                              "their path under the folder named, the same on every machine; for CI jobs in "
+                              "parallel, whose --report-json files (or recordings) `harness merge` combines")
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -555,6 +634,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-q", "--failures-only", action="store_true",
                      help="print only the cases that did not pass (known failures and skips count as passed)")
     _add_verbose_option(run)
+    _add_shard_option(run)
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser("validate", help="check case files without running Keras")
@@ -596,7 +676,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mode_option(record_cmd, recorded=True)
     _add_target_option(record_cmd, several=False)
     _add_verbose_option(record_cmd)
+    _add_shard_option(record_cmd)
     record_cmd.set_defaults(func=cmd_record)
+
+    merge_cmd = sub.add_parser("merge", help="combine the --report-json files, or the recordings, of shards")
+    merge_cmd.add_argument("inputs", nargs="+", metavar="INPUT",
+                           help="the shards' `harness run --report-json` files, or their `harness record` folders")
+    merge_cmd.add_argument("--out", required=True, metavar="PATH",
+                           help="the merged report (a file) or recording (a folder), as one unsharded run writes it")
+    merge_cmd.set_defaults(func=cmd_merge)
 
     compare_cmd = sub.add_parser("compare", help="compare the installed Keras against a recording")
     compare_cmd.add_argument("recording", help="a folder written by `harness record`")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import limits, targets
+from harness import limits, sharding, targets
 from harness.discovery import duplicate_name, load_entry, not_a_case
 from harness.documents import CASE_SUFFIXES
 from harness.errors import InvalidCase
@@ -32,6 +32,10 @@ def pytest_addoption(parser):
                      help=f"systems under test: {', '.join(targets.NAMES)}, or all (every installed one), comma "
                           f"separated; with several, each case is one item per target, `name[target]` "
                           f"(default: {targets.DEFAULT_TARGET})")
+    parser.addoption("--harness-shard", metavar="K/N", default=None,
+                     help="run only shard K of N (1 <= K <= N) of the collected items, for CI jobs in parallel: a "
+                          "case file's items by a stable hash of its path under its case folder (the split of "
+                          "`harness run --shard K/N`), other tests by their node id")
     parser.addoption("--harness-limit", metavar="NAME=VALUE", action="append", default=[],
                      help="change a limit of harness/limits.py for this run (repeatable): " + ", ".join(limits.LIMITS))
 
@@ -52,6 +56,17 @@ def tag_marker(tag: str, reserved: frozenset = PYTEST_MARKS) -> str:
 
 _RUN_MODES = pytest.StashKey[tuple]()  # the run's default modes, parsed once in pytest_configure
 _RUN_TARGETS = pytest.StashKey[tuple]()  # the systems under test, parsed once in pytest_configure
+_RUN_SHARD = pytest.StashKey[object]()  # the shard to run (sharding.Shard), or None
+
+
+def _parse_run_shard(config):
+    text = config.getoption("--harness-shard")
+    if text is None:
+        return None
+    try:
+        return sharding.parse_shard(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--harness-shard: {exc}") from None
 
 
 def _parse_run_targets(config) -> tuple[str, ...]:
@@ -177,6 +192,7 @@ def _registered_marks(config) -> frozenset:
 def pytest_configure(config):
     config.stash[_RUN_MODES] = _parse_run_modes(config)  # a bad value stops the run before collection, naming the word
     config.stash[_RUN_TARGETS] = _parse_run_targets(config)
+    config.stash[_RUN_SHARD] = _parse_run_shard(config)
     config.stash[_RESERVED] = PYTEST_MARKS | _registered_marks(config)
     try:
         limits.configure(dict(limits.parse_assignment(text) for text in config.getoption("--harness-limit")))
@@ -185,11 +201,29 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "harness case tags: each tag of a case file is a marker of its item")
 
 
+def _case_key(path: Path, roots: list[Path]) -> str:
+    inside = any(path != root and path.is_relative_to(root) for root in roots)
+    return sharding.shard_key(path if inside else path.resolve(), roots)
+
+
 def pytest_collection_modifyitems(session, config, items):
-    """Refuse duplicate case names across the run (the later file, in path order, fails)."""
+    """Refuse duplicate case names across the run (the later file, in path order, fails); then, with
+    --harness-shard, keep this shard's items only (after the duplicates: as in an unsharded run)."""
     first: dict[str, Path] = {}
     for item in sorted((i for i in items if isinstance(i, CaseItem) and i.case is not None), key=lambda i: str(i.path)):
         if item.name in first:
             item.error = duplicate_name(item.path, item.name, first[item.name])
         else:
             first[item.name] = item.path
+    shard = config.stash[_RUN_SHARD]
+    if shard is not None:
+        roots = [config.rootpath / d for d in config.getini("harness_case_dirs")] + _case_dirs(config)
+        kept, dropped = [], []
+        for item in items:
+            # a case file by its path under its case folder (as `harness run`, which follows links as found);
+            # any other test by its node id, which is relative to the rootdir: the same on every machine
+            key = _case_key(Path(item.path), roots) if isinstance(item, CaseItem) else item.nodeid
+            (kept if shard.holds(key) else dropped).append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept

@@ -67,19 +67,22 @@ def _npz_bytes(outputs: list[dict], gradients: list[dict] | None = None) -> byte
 
 
 def record(paths: list, out: Path, modes: tuple[str, ...] | None = None, warn=None,
-           target: str = targets.DEFAULT_TARGET) -> dict:
+           target: str = targets.DEFAULT_TARGET, shard=None) -> dict:
     """Run every case on the installed Keras and write the recording; returns the manifest.
 
     The recording is written atomically under a lock (see the storage functions below): a second
     `record` into the same folder is refused while this one runs, a crash or kill leaves the previous
     recording intact, and a folder that is not a recording is never overwritten. `warn` receives a line
-    when an existing recording is replaced."""
+    when an existing recording is replaced. With `shard` (harness/sharding.py), only that shard's case files
+    are run, and the manifest says which shard it holds (`harness merge` combines the shards)."""
+    from harness.sharding import select  # noqa: PLC0415
+
     check_destination(out)
     with recording_lock(out):
         previous = check_destination(out)  # again, under the lock: another record may have just finished
         with Staging(out) as staging:
             cases = {}
-            for entry in load_corpus(paths):
+            for entry in select(load_corpus(paths), [Path(p) for p in paths], shard):
                 file_hash = file_sha256(entry.path)
                 if entry.case is None:
                     cases[entry.name] = {"path": str(entry.path), "sha256": file_hash, "outcome": "invalid"}
@@ -93,7 +96,8 @@ def record(paths: list, out: Path, modes: tuple[str, ...] | None = None, warn=No
                 cases[entry.case.name] = item
             manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
                         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                        "environment": environment(target), "cases": cases}
+                        "environment": environment(target), "cases": cases,
+                        **({"shard": shard.to_json()} if shard else {})}
             if previous is not None and warn:
                 env = previous.environment
                 warn(f"replacing the recording in {out} ({len(previous.manifest['cases'])} cases, recorded "
