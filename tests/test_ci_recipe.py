@@ -35,6 +35,31 @@ def test_the_workflow_runs_make_test_on_pushes_and_the_matrix_on_a_schedule():
     assert {".matrix/*.md", "report.html"} <= set(paths)
 
 
+def test_the_sharded_corpus_job_uploads_each_shards_report_and_a_merge_job_merges_them():
+    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    shards = next(job for job in jobs.values() if "matrix" in job.get("strategy", {}))
+    values = shards["strategy"]["matrix"]["shard"]
+    assert values == list(range(1, len(values) + 1)) and shards["strategy"]["fail-fast"] is False
+    (run,) = [line for line in _steps(shards) if "--shard" in line]
+    count = len(values)
+    assert re.search(rf"harness run cases .*--shard \$\{{\{{ matrix.shard \}}\}}/{count} "
+                     r"--report-json (report-shard-\$\{\{ matrix.shard \}\}\.json)$", run), run
+    report = run.split("--report-json ")[1]
+    upload = next(step for step in shards["steps"] if step.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["if"] == "always()" and upload["with"]["path"] == report
+    merge = next(job for name, job in jobs.items() if job.get("needs") in (name_of(jobs, shards), [name_of(jobs, shards)]))
+    assert merge["if"].startswith("always()")
+    download = next(step for step in merge["steps"] if step.get("uses", "").startswith("actions/download-artifact"))
+    assert download["with"]["pattern"] == upload["with"]["name"].replace("${{ matrix.shard }}", "*")
+    (merging,) = [line for line in _steps(merge) if "harness merge" in line]
+    assert merging == (f".venv/bin/harness merge {download['with']['path']}/{report.replace('${{ matrix.shard }}', '*')} "
+                       "--out report.json")
+
+
+def name_of(jobs: dict, job: dict) -> str:
+    return next(name for name, other in jobs.items() if other is job)
+
+
 def test_the_pre_commit_hook_validates_changed_case_files():
     (hook,) = yaml.safe_load(HOOKS.read_text())
     assert hook["id"] == "harness-validate" and hook["entry"] == "harness validate"

@@ -16,7 +16,6 @@ import pytest
 from harness.cli import main
 from harness.discovery import walk_case_files
 from harness.recording import open_recording
-from harness.recording.store import read_outputs_file
 from harness.sharding import Shard, parse_shard, select, shard_key, shard_of
 
 from conftest import REPO, SEED_CASE
