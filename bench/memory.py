@@ -10,8 +10,9 @@ Usage:
       `harness fuzz` in this process, in campaigns of examples up to each checkpoint (seeds seed, seed+1,
       ...); RSS at each checkpoint. The target: at 2000 examples within 1.5x the RSS at 100.
 
-Figures are printed, never asserted. HARNESS_RELEASE_EVERY (see harness/release.py) changes how often the
-runner releases Keras's global state: 0 never (the behaviour before issue 15).
+Both take --release-every N: how many cases between two releases of TensorFlow's kernel cache by the runner
+(harness/release.py; default: its EVERY); 0 never, the behaviour before issue 15. Figures are printed,
+never asserted.
 """
 
 from __future__ import annotations
@@ -95,8 +96,15 @@ def main() -> None:
     f = sub.add_parser("fuzz")
     f.add_argument("--checkpoints", default="100,500,2000")
     f.add_argument("--seed", type=int, default=0)
+    for command in (p, f):
+        command.add_argument("--release-every", type=int, default=None)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from harness import release
+
+    if args.release_every is not None:
+        release.EVERY = args.release_every
+    print(f"release every {release.EVERY} cases (0: never)")
     if args.what == "passes":
         passes(args.paths, args.passes, args.trace)
     else:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import gradients, limits, report, targets
+from harness import gradients, limits, release, report, targets
 from harness.case import Case
 from harness.compare import OutputDiff
 from harness.errors import InvalidCase, LoadCrash, NotApplicable, SystemFailure, Unsupported
@@ -90,6 +90,8 @@ def run_case(case: Case, flavor: str | None = None, modes: tuple[str, ...] | Non
         trace = traceback.format_exc()
         return CaseResult(case.name, str(case.path), "harness-error", trace.strip().splitlines()[-1],
                           f"HARNESS-ERROR {case.name} ({case.path}): a bug in the harness, please report it\n{trace}")
+    finally:
+        release.after_case()  # a long run in one process stays within bounded memory (harness/release.py)
 
 
 def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnderTest) -> CaseResult:
