@@ -50,10 +50,19 @@ for line in sys.stdin.buffer:
 LOGGERS = ("tensorflow", "tf2onnx")
 
 
+def _not_a_library_note(record: logging.LogRecord) -> bool:
+    """False for a warning tf2onnx logs through the root logger ("For now, onnxruntime only support float32
+    type for Gemm rewriter", logged with logging.warning), which LOGGERS cannot reach."""
+    return record.levelno >= logging.ERROR or f"{os.sep}tf2onnx{os.sep}" not in (record.pathname or "")
+
+
 def python_logging() -> None:
     """Quiet those loggers to errors: call before or after importing the libraries."""
     for name in LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    root = logging.getLogger()
+    if _not_a_library_note not in root.filters:
+        root.addFilter(_not_a_library_note)
 
 
 def enable() -> None:

@@ -62,3 +62,15 @@ def test_harness_run_is_quiet_unless_verbose(verbose):
         assert noise or "oneDNN" not in done.stderr, done.stderr
     else:
         assert noise == [] and "oneDNN" not in done.stderr and "retracing" not in done.stderr, done.stderr
+
+
+def test_tf2onnx_root_logger_warnings_are_dropped_and_others_kept():
+    import logging
+
+    quiet.python_logging()
+    root = logging.getLogger()
+    note = logging.LogRecord("root", logging.WARNING, "/x/site-packages/tf2onnx/rewriter/gemm_rewriter.py", 76,
+                             "For now, onnxruntime only support float32 type for Gemm rewriter", None, None)
+    mine = logging.LogRecord("root", logging.WARNING, "/x/user_code.py", 1, "a warning of the user's", None, None)
+    error = logging.LogRecord("root", logging.ERROR, "/x/site-packages/tf2onnx/convert.py", 1, "failed", None, None)
+    assert [bool(root.filter(r)) for r in (note, mine, error)] == [False, True, True]
