@@ -181,9 +181,11 @@ def gradient_slack(dtype: str) -> float:
 
 
 def compare(case, system_calls: list[dict], reference_calls: list[dict], label: str, mode: str,
-            noise: list[dict[str, float]] | None = None) -> list:
+            noise: list[dict[str, float]] | None = None, overflow_rows: list | None = None) -> list:
     """(call, OutputDiff) for every gradient of every call, named `grad.<name>`; `noise` (gradient_noise) puts a
-    floor under the default bounds."""
+    floor under the default bounds. `overflow_rows` (per call, the forward's batch rows that ran out of the
+    dtype's range: noise.NoiseEstimate) accepts a non-finite gradient there: of the input and the initial states
+    in those rows, of a weight (summed over every row) anywhere once a row overflowed."""
     from harness.compare import diff_output  # noqa: PLC0415
     from harness.tolerances import Tolerance, resolve  # noqa: PLC0415
 
@@ -206,9 +208,12 @@ def compare(case, system_calls: list[dict], reference_calls: list[dict], label: 
                 diff = OutputDiff(output=f"grad.{name}", tolerance=tolerance, total=int(ref.size), label=label,
                                   structure_problem=f"{label} returned no gradient for `{name}`", verdict=two_way(label))
             else:
+                rows = overflow_rows[number - 1] if overflow_rows else None
+                if rows is not None and not (name == INPUT or name.startswith(INITIAL_STATE)):
+                    rows = np.ones(ref.shape[0], dtype=bool) if np.any(rows) else None
                 diff = diff_output(f"grad.{name}", np.asarray(got, dtype=np.float64).reshape(ref.shape)
                                    if np.size(got) == ref.size else np.asarray(got, dtype=np.float64),
-                                   ref, expected, tolerance, None, label)
+                                   ref, expected, tolerance, rows if ref.ndim else None, label)
             diff.mode = mode
             diffs.append((number, diff))
     return diffs

@@ -174,6 +174,11 @@ DEFECTS: tuple[KnownDefect, ...] = (
                 "float32 vs float16)",
                 lambda doc: str(doc.get("dtype")).startswith("mixed_") and doc_stateful(doc)
                 and any("initial_state" in e for e in doc.get("calls", [doc])), targets=("tf-keras",)),
+    KnownDefect("cases/targets/tf-keras-unroll-mask-zero-output-raises.yaml",
+                "Keras 2: an unrolled layer with a mask and zero_output_for_mask raises ValueError (shape not compatible)",
+                lambda doc: _masked(doc) and any(config.get("unroll") and config.get("zero_output_for_mask")
+                                                 and not config.get("return_sequences")
+                                                 for _, config in layer_configs(doc)), targets=("tf-keras",)),
     KnownDefect("cases/targets/keras-jax-gru-no-bias-16-bit.yaml",
                 "a GRU without bias fails on JAX in 16-bit dtypes (the fused GRU's float32 zero bias promotes the step)",
                 lambda doc: doc.get("dtype") in ("float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
