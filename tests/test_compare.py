@@ -61,6 +61,14 @@ def test_overflow_of_the_dtype_is_not_a_defect_in_that_row_only():
     assert len(diff_output("h", keras, reference, None, TOL).mismatches) == 2
 
 
+def test_where_even_the_float64_reference_overflowed_the_row_has_nothing_to_compare():
+    """Found by harness fuzz --target tflite: exponential activations, the reference NaN (inf - inf), LiteRT 0."""
+    system, reference = np.array([[0.0, 1.0], [0.0, 1.0]]), np.array([[np.nan, 1.0], [np.nan, 1.0]])
+    diff = diff_output("h", system, reference, None, TOL, np.array([True, False]))
+    assert diff.overflowed == 1 and [m.index for m in diff.mismatches] == [(1, 0)]
+    assert diff.max_error_ratio == np.inf  # the row that did not overflow still counts
+
+
 def test_default_tolerance_grows_with_steps_and_has_noise_floor():
     one = resolve({}, "float32", "h", 1)
     hundred = resolve({}, "float32", "h", 100, noise=1e-3)
