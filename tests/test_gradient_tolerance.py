@@ -55,3 +55,24 @@ def test_the_noise_is_deterministic(dtype):
     reference = gradients.reference_gradients(case, keras_flavor())
     assert gradients.gradient_noise(case, keras_flavor(), reference) == gradients.gradient_noise(
         case, keras_flavor(), reference)
+
+
+def test_a_gradient_is_accepted_as_overflow_only_where_the_forward_ran_out_of_range():
+    """Found by harness fuzz --target tf-keras: float32 NaN where the float64 gradient is 1e246, in a case whose
+    forward overflowed float32."""
+    from harness.loader import load_case  # noqa: PLC0415
+
+    case = load_case(REPO / "cases" / "gradients" / "gru-50-steps.yaml")  # no hand values
+    reference = gradients.reference_gradients(case, keras_flavor())
+    system = [{name: value.copy() for name, value in call.items()} for call in reference]
+    system[0]["input"].flat[0] = np.nan
+    system[0]["kernel"].flat[0] = np.nan
+    batch = case.calls[0].input.shape[0]
+
+    def failing(rows):
+        return {d.output for _, d in gradients.compare(case, system, reference, "Keras", "eager", None, rows)
+                if not d.passed}
+
+    assert failing(None) == {"grad.input", "grad.kernel"}
+    assert failing([np.zeros(batch, dtype=bool)]) == {"grad.input", "grad.kernel"}
+    assert failing([np.ones(batch, dtype=bool)]) == set()
