@@ -37,15 +37,20 @@ def _select(entries: list[Entry], keyword: str | None, tags: list[str]) -> list[
             and (not tags or entry.case is None or set(tags) & set(entry.case.tags))]
 
 
-def _summary(console: Console, results: list[CaseResult], seconds: float) -> None:
-    counts = Counter(r.outcome for r in results)
-    table = Table(title=f"{len(results)} cases in {seconds:.1f}s")
+def _outcome_table(console: Console, outcomes: list[str], title: str) -> None:
+    """The count of cases per outcome, in OUTCOMES order (run's summary and merge's)."""
+    counts = Counter(outcomes)
+    table = Table(title=title)
     table.add_column("outcome")
     table.add_column("cases", justify="right")
     for outcome in OUTCOMES:
         if counts[outcome]:
             table.add_row(f"[{_STYLE[outcome]}]{outcome}[/]", str(counts[outcome]))
     console.print(table)
+
+
+def _summary(console: Console, results: list[CaseResult], seconds: float) -> None:
+    _outcome_table(console, [r.outcome for r in results], f"{len(results)} cases in {seconds:.1f}s")
 
 
 def no_default_folder(command: str, paths: list[str]) -> bool:
@@ -419,15 +424,9 @@ def cmd_merge(args) -> int:
         return 2
     write_atomically(out, json.dumps(rows, indent=2) + "\n")
     console = Console(highlight=False, soft_wrap=True)
-    counts = Counter(row["outcome"] for row in rows)
-    table = Table(title=f"{len(rows)} cases from {len(inputs)} reports, {sum(r.get('duration_s', 0) for r in rows):.1f}s "
-                        "of case time")
-    table.add_column("outcome")
-    table.add_column("cases", justify="right")
-    for outcome in OUTCOMES:
-        if counts[outcome]:
-            table.add_row(f"[{_STYLE[outcome]}]{outcome}[/]", str(counts[outcome]))
-    console.print(table)
+    _outcome_table(console, [row["outcome"] for row in rows],
+                   f"{len(rows)} cases from {len(inputs)} reports, {sum(r.get('duration_s', 0) for r in rows):.1f}s "
+                   "of case time")
     for row in rows:
         if row["outcome"] not in GREEN:
             console.print(f"[{_STYLE[row['outcome']]}]{row['outcome'].upper():<12}[/] {row['case']}  "

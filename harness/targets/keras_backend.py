@@ -112,12 +112,7 @@ class KerasBackend:
         variables = case.spec.keras_variables(prepared.layer)
         wanted = [variables[name] for name in differentiate.wanted_weights(case, variables)]
         shapes = {name: tuple(variable.shape) for name, variable in variables.items()}
-        try:
-            arguments = self.arguments(case)
-            if case.stateful:
-                self.reset(prepared, mode)
-        except Exception as exc:  # noqa: BLE001
-            raise SystemFailure(f"preparing the inputs ({mode} mode)", exc, self.label) from exc
+        arguments = self._fresh_arguments(case, prepared, mode)
         results = []
         for number, (reset, x, kwargs) in enumerate(arguments):
             try:
@@ -131,6 +126,16 @@ class KerasBackend:
             results.append(differentiate.collect(case, number, differentiate.sources(case, number, variables),
                                                  grads, shapes))
         return results
+
+    def _fresh_arguments(self, case: Case, prepared: Prepared, mode: str) -> list:
+        """The calls' arguments, the states reset first for a stateful case (what run and gradients start from)."""
+        try:
+            arguments = self.arguments(case)
+            if case.stateful:
+                self.reset(prepared, mode)
+        except Exception as exc:  # noqa: BLE001
+            raise SystemFailure(f"preparing the inputs ({mode} mode)", exc, self.label) from exc
+        return arguments
 
     def vjp(self, prepared: Prepared, mode: str, wanted: list, x, kwargs, cotangents: dict) -> list:
         """One call's gradients of sum over `cotangents` of sum(cotangent * output), with respect to the
@@ -150,12 +155,7 @@ class KerasBackend:
         keras = self.keras()
         self.set_weights(case, layer)
         prepared.state = {}
-        try:
-            arguments = self.arguments(case)
-            if case.stateful:
-                self.reset(prepared, mode)
-        except Exception as exc:  # noqa: BLE001
-            raise SystemFailure(f"preparing the inputs ({mode} mode)", exc, self.label) from exc
+        arguments = self._fresh_arguments(case, prepared, mode)
         raw_outputs = []
         for number, (reset, x, kwargs) in enumerate(arguments, start=1):
             stage = "running the layer" if len(arguments) == 1 else f"running call {number}"
