@@ -99,7 +99,7 @@ def doc_stateful(doc: dict) -> bool:
 
 def _torch_stateful_backward_in_place(doc: dict) -> bool:
     """A stateful LSTM or GRU (also inside Bidirectional) differentiated, unmasked (the optimized loop)."""
-    return (bool(doc.get("gradients")) and not _masked(doc)
+    return (doc.get("gradients") is not None and not _masked(doc)
             and any(name in ("LSTM", "GRU") and config.get("stateful") and config.get("use_cudnn", "auto") is not False
                     for name, config in layer_configs(doc)))
 
@@ -108,6 +108,69 @@ def _unrolled_backwards_zeroing(doc: dict) -> bool:
     return _masked(doc) and any(all(config.get(k) for k in ("unroll", "go_backwards", "zero_output_for_mask",
                                                               "return_sequences"))
                                 for _, config in layer_configs(doc))
+
+
+def _silu_in_while_loop_differentiated(doc: dict) -> bool:
+    """silu (swish) in a layer that is not unrolled (it runs in a while loop), differentiated."""
+    return doc.get("gradients") is not None and any(
+        "swish" in {aliased(config.get("activation")), aliased(config.get("recurrent_activation"))}
+        and not config.get("unroll") for _, config in layer_configs(doc))
+
+
+def aliased(activation) -> str | None:
+    return {"silu": "swish"}.get(activation, activation)
+
+
+def _exact_zero(values) -> bool:
+    """Values as a document gives them that hold an exact 0: a literal 0, or a random draw of scale 0."""
+    if isinstance(values, dict):
+        if isinstance(values.get("random"), dict):
+            return values["random"].get("scale", 1) == 0
+        return any(_exact_zero(v) for v in values.values())
+    if isinstance(values, (list, np.ndarray)):
+        try:
+            return bool((np.asarray(values, dtype=float) == 0).any())
+        except (TypeError, ValueError):
+            return False
+    return values == 0
+
+
+def _celu_at_zero_differentiated(doc: dict) -> bool:
+    """celu, differentiated, where a pre-activation can be exactly 0: a zero input or zero weights."""
+    return (doc.get("gradients") is not None and _uses(doc, "celu")
+            and (any(_exact_zero(entry.get("input")) for entry in doc.get("calls", [doc]))
+                 or _exact_zero(doc.get("weights") or {})))
+
+
+def _batch(values) -> int | None:
+    """The batch size of an input as a document gives it (values, or a random draw's shape), None if unknown."""
+    if isinstance(values, dict):
+        shape = (values.get("random") or {}).get("shape") if isinstance(values.get("random"), dict) else None
+        return shape[0] if isinstance(shape, list) and shape else None
+    if isinstance(values, (list, np.ndarray)):
+        shape = np.shape(values) if isinstance(values, np.ndarray) else (len(values),)
+        return shape[0] if shape else None
+    return None
+
+
+def _gemm_rewriter_vector_constant(doc: dict) -> bool:
+    """float32, a static batch of 1, no initial state, and an unrolled implementation-1 layer without bias: a
+    GRU with reset_after, or an LSTM with a linear recurrent activation (tf2onnx folds the zero state into
+    a Gemm's beta)."""
+    if doc.get("dtype", "float32") != "float32" or doc.get("layer") == "Bidirectional":
+        return False
+    if any("initial_state" in entry for entry in doc.get("calls", [doc])):
+        return False
+    if any(_batch(entry.get("input")) not in (1, None) for entry in doc.get("calls", [doc])):
+        return False
+    for name, config in layer_configs(doc):
+        if config.get("implementation") != 1 or not config.get("unroll") or config.get("use_bias", True):
+            continue
+        if name == "GRU" and config.get("reset_after", True):
+            return True
+        if name == "LSTM" and config.get("recurrent_activation", "sigmoid") in (None, "linear"):
+            return True
+    return False
 
 
 DEFECTS: tuple[KnownDefect, ...] = (
@@ -195,6 +258,15 @@ DEFECTS: tuple[KnownDefect, ...] = (
     KnownDefect("cases/targets/onnx-nan-at-masked-step-leaks.yaml",
                 "converted by tf2onnx and run by onnxruntime, a NaN at a masked step reaches the state",
                 lambda doc: _masked(doc) and _nan_input(doc), targets=("onnx",)),
+    KnownDefect("cases/targets/tensorflow-saved-model-silu-in-while-loop-gradient.yaml",
+                "a SavedModel whose while loop applies silu cannot be differentiated after reloading",
+                _silu_in_while_loop_differentiated, targets=("saved-model",)),
+    KnownDefect("cases/targets/tf2onnx-gemm-rewriter-vector-beta.yaml",
+                "tf2onnx's Gemm rewriter makes a FLOATS beta of a (1, units) constant: onnxruntime rejects the model",
+                _gemm_rewriter_vector_constant, targets=("onnx",)),
+    KnownDefect("cases/targets/keras-tensorflow-celu-gradient-at-zero.yaml",
+                "celu's gradient at exactly 0 is 2 on TensorFlow (max and min both pass the whole gradient at the tie)",
+                _celu_at_zero_differentiated, targets=("tensorflow", "saved-model")),
     KnownDefect("cases/targets/keras-export-stateful-rnn-fails.yaml",
                 "model.export of a stateful RNN fails (the exported batch is None, the state variable's is fixed)",
                 doc_stateful, targets=("saved-model",)),

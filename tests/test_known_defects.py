@@ -25,3 +25,44 @@ def test_the_unrolled_backwards_defect_reaches_bidirectional_without_zero_output
     doc = {"layer": "Bidirectional", "config": {"layer": wrapped}, "input": [[[1.0]]], "mask": [[True]]}
     assert known_defect(doc) is not None
     assert known_defect({k: v for k, v in doc.items() if k != "mask"}) is None
+
+
+def test_the_tf2onnx_gemm_defect_needs_every_condition_found():
+    config = {"units": 2, "use_bias": False, "unroll": True, "implementation": 1}
+    doc = {"layer": "GRU", "config": config, "dtype": "float32", "input": [[[1.0], [2.0]]]}
+    assert known_defect(doc, "onnx") is not None and known_defect(doc, "tflite") is None
+    assert known_defect({**doc, "input": {"random": {"seed": 1, "shape": [1, 3, 2]}}}, "onnx") is not None
+    for change in ({"input": [[[1.0]], [[2.0]]]}, {"input": {"random": {"seed": 1, "shape": [2, 3, 2]}}},
+                   {"dtype": "float16"}, {"initial_state": {"h": [[0.0, 0.0]]}},
+                   {"config": {**config, "use_bias": True}}, {"config": {**config, "unroll": False}},
+                   {"config": {**config, "implementation": 2}}, {"config": {**config, "reset_after": False}},
+                   {"layer": "LSTM"}, {"layer": "SimpleRNN"}):
+        assert known_defect({**doc, **change}, "onnx") is None, change
+    lstm = {**doc, "layer": "LSTM", "config": {**config, "recurrent_activation": None}}
+    assert known_defect(lstm, "onnx") is not None
+
+
+def test_the_saved_model_silu_defect_is_the_while_loop_differentiated():
+    doc = {"layer": "SimpleRNN", "config": {"units": 1, "activation": "silu"}, "gradients": {}}
+    assert known_defect({**doc, "gradients": {"cotangents": {}}}, "saved-model") is not None
+    assert known_defect({**doc, "gradients": {"cotangents": {}}}, "tensorflow") is None
+    assert known_defect({**doc, "config": {"units": 1, "activation": "swish"}, "gradients": True}, "saved-model")
+    assert known_defect(doc, "saved-model") is not None  # `gradients: {}` asks for them with the defaults
+    assert known_defect({k: v for k, v in doc.items() if k != "gradients"}, "saved-model") is None  # forward only
+    assert known_defect({**doc, "config": {"units": 1, "activation": "silu", "unroll": True}, "gradients": True},
+                        "saved-model") is None
+    bidi = {"layer": "Bidirectional", "gradients": True,
+            "config": {"layer": {"type": "LSTM", "units": 1, "recurrent_activation": "silu"}}}
+    assert known_defect(bidi, "saved-model") is not None
+
+
+def test_the_celu_gradient_defect_needs_an_exact_zero():
+    doc = {"layer": "SimpleRNN", "config": {"units": 1, "activation": "celu"}, "gradients": {},
+           "input": {"random": {"seed": 2, "shape": [1, 1, 1], "scale": 0.0}},
+           "weights": {"kernel": {"random": {"seed": 0, "scale": 0.1}}}}
+    assert known_defect(doc, "tensorflow") is not None and known_defect(doc, "jax") is None
+    assert known_defect({**doc, "input": [[[0.5], [0.0]]]}, "saved-model") is not None
+    nonzero = {**doc, "input": {"random": {"seed": 2, "shape": [1, 1, 1], "scale": 0.5}}}
+    assert known_defect(nonzero, "tensorflow") is None
+    assert known_defect({**nonzero, "weights": {"kernel": {"random": {"seed": 0, "scale": 0.0}}}}, "tensorflow")
+    assert known_defect({k: v for k, v in doc.items() if k != "gradients"}, "tensorflow") is None
