@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness import __version__, capture, limits, sharding
@@ -96,18 +97,18 @@ def _not_passed(console: Console, results: list[CaseResult]) -> None:
         return
     console.print(f"{len(bad)} case{'s' if len(bad) != 1 else ''} did not pass:")
     for result in bad:
-        console.print(f"  [{_STYLE[result.outcome]}]{result.outcome.upper():<12}[/] {result.name}  [dim]{result.path}[/]  "
-                      f"{result.message}", markup=True)
+        console.print(f"  [{_STYLE[result.outcome]}]{result.outcome.upper():<12}[/] {escape(result.name)}  "
+                      f"[dim]{escape(str(result.path))}[/]  {escape(_first_line(result.message))}", markup=True)
 
 
 def _no_match(console: Console, found: list[Entry], args) -> int:
     where = ", ".join(map(str, args.paths or [DEFAULT_CASE_DIR]))
     if not found:
-        console.print(f"no case files found in {where}")
+        console.print(f"no case files found in {where}", markup=False)
         return 1
     asked = " and ".join(filter(None, [f"-k {args.keyword!r}" if args.keyword else "",
                                        " or ".join(f"--tag {t!r}" for t in args.tag or [])]))
-    console.print(f"no case matches {asked} ({len(found)} case files found in {where})")
+    console.print(f"no case matches {asked} ({len(found)} case files found in {where})", markup=False)
     return 1
 
 
@@ -169,8 +170,9 @@ def cmd_run(args) -> int:
             if args.failures_only and result.ok:
                 continue
             style = _STYLE[result.outcome]
-            console.print(f"[{style}]{result.outcome.upper():<12}[/] {result.name}  [dim]{result.path}  "
-                          f"{result.duration_s:.2f}s[/]  {result.message}", markup=True)
+            console.print(f"[{style}]{result.outcome.upper():<12}[/] {escape(result.name)}  "
+                          f"[dim]{escape(str(result.path))}  {result.duration_s:.2f}s[/]  "
+                          f"{escape(_first_line(result.message))}", markup=True)
             if result.outcome not in ("passed", "xfailed", "skipped"):
                 console.print(result.details, markup=False)
     except KeyboardInterrupt:  # Ctrl-C: stop cleanly, keep what finished
@@ -202,6 +204,13 @@ def cmd_run(args) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def _first_line(message: str) -> str:
+    """A case's row stays one line; a system's multi-line error message is in full in the details below
+    (and in --report-json)."""
+    lines = message.splitlines() or [""]
+    return lines[0] + (" [...]" if len(lines) > 1 else "")
+
+
 def _margins(console: Console, results: list[CaseResult], count: int) -> None:
     """The cases whose largest error comes closest to its bound (1.0 = at the tolerance)."""
     rated = sorted(((max(d.max_error_ratio for _, d in r.diffs), r) for r in results
@@ -228,9 +237,9 @@ def cmd_validate(args) -> int:
         return 1
     for entry in entries:
         if entry.error:
-            console.print(f"[magenta]INVALID[/] {entry.error.render()}")
+            console.print(f"[magenta]INVALID[/] {escape(entry.error.render())}")
         else:
-            console.print(f"[green]VALID[/]   {entry.name}  [dim]{entry.path}[/]")
+            console.print(f"[green]VALID[/]   {escape(entry.name)}  [dim]{escape(str(entry.path))}[/]")
     bad = sum(1 for e in entries if e.error)
     console.print(f"{len(entries) - bad} valid, {bad} invalid")
     return 1 if bad else 0
@@ -373,7 +382,7 @@ def cmd_fuzz(args) -> int:
         table.add_row(dim, ", ".join(f"{v}: {n}" for v, n in sorted(counts.items())))
     console.print(table)
     for number, found in enumerate(report.disagreements, start=1):
-        console.print(f"disagreement {number}" + (f", saved to {found.saved}" if found.saved else "") + ":")
+        console.print(f"disagreement {number}" + (f", saved to {found.saved}" if found.saved else "") + ":", markup=False)
         console.print(found.result.details, markup=False)
     return 1 if report.disagreements or report.short else 0
 
@@ -429,8 +438,9 @@ def cmd_merge(args) -> int:
                    "of case time")
     for row in rows:
         if row["outcome"] not in GREEN:
-            console.print(f"[{_STYLE[row['outcome']]}]{row['outcome'].upper():<12}[/] {row['case']}  "
-                          f"[dim]{row['path']}[/]  {row.get('message', '')}", markup=True)
+            console.print(f"[{_STYLE[row['outcome']]}]{row['outcome'].upper():<12}[/] {escape(str(row['case']))}  "
+                          f"[dim]{escape(str(row['path']))}[/]  {escape(_first_line(str(row.get('message', ''))))}",
+                          markup=True)
     console.print(f"wrote {out}")
     return 0 if all(row["outcome"] in GREEN for row in rows) else 1
 
@@ -478,9 +488,9 @@ def cmd_compare(args) -> int:
                   f"{new.get('keras')} ({new.get('keras_flavor')}), target {new.get('target')}")
     for change in sorted(comparison.changes, key=lambda c: KINDS.index(c.kind)):
         if change.kind == BEYOND:
-            console.print(f"[red]{change.kind.upper()}[/] {change.name}: {change.detail}; {change.cause}")
+            console.print(f"[red]{change.kind.upper()}[/] {escape(f'{change.name}: {change.detail}; {change.cause}')}")
         elif change.kind != "bit-identical" or args.verbose:
-            console.print(f"{change.kind}: {change.name}" + (f": {change.detail}" if change.detail else ""))
+            console.print(f"{change.kind}: {change.name}" + (f": {change.detail}" if change.detail else ""), markup=False)
     counts = Counter(c.kind for c in comparison.changes)
     console.print(", ".join(f"{counts[k]} {k}" for k in KINDS if counts[k]))
     if args.report_json:

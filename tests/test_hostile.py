@@ -535,3 +535,32 @@ def test_compare_with_nothing_compared_exits_1(recorded, tmp_path, capsys):
     shutil.copy(REPO / "cases/shapes/units-one.yaml", other / "units-one.yaml")
     assert main(["compare", str(out), str(other)]) == 1
     assert capsys.readouterr().out.splitlines()[-1] == "nothing was compared: no case has outputs both in the recording and now"
+
+
+def test_rich_markup_in_a_case_is_printed_as_written(tmp_path, capsys):
+    """The console interprets [style] tags: a field, name or message holding one must print literally, and a
+    stray closing tag must not crash validate or run (it raised MarkupError in validate before)."""
+    (tmp_path / "a.yaml").write_text('name: "[bold]x[/]"\nconfig: {units: 1, "[/bad]": 2}\ninput: [[[1]]]\n'
+                                     'weights: {kernel: [[1, 1, 1, 1]], recurrent_kernel: [[1, 1, 1, 1]]}\n')
+    assert main(["validate", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "config.[/bad]: unknown field" in out and "0 valid, 1 invalid" in out
+    assert main(["run", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "config.[/bad]: unknown field" in out
+
+
+def test_a_case_row_is_one_line_and_keeps_bracketed_text(monkeypatch, capsys):
+    """A system's multi-line error shows its first line in the case's row (all of it in the details), and
+    text in brackets such as a shape '[batch, units]' is not taken for a style tag and dropped."""
+    import harness.cli as cli
+    from harness.runner import CaseResult
+
+    result = CaseResult(name="c", path=SEED_CASE, outcome="keras-error",
+                        message="Keras raised ValueError while running: shape [batch, units] [/x]\nsecond line",
+                        details="the details")
+    monkeypatch.setattr(cli, "run_on_targets", lambda case, systems, mode: result)
+    assert main(["run", str(SEED_CASE)]) == 1
+    out = capsys.readouterr().out
+    assert "shape [batch, units] [/x] [...]" in out
+    assert "  KERAS-ERROR  c  " in out and "second line" not in out.split("did not pass:")[1]
