@@ -11,6 +11,7 @@ Three kinds, each silenced where it is made:
   file descriptor 2, so they can only be dropped there: `filter_stderr` points fd 2 at a pipe read by a small
   filter process that drops those lines and passes every other byte on. A process, not a thread, so that
   what a crashing TensorFlow writes last (a CHECK failure) still gets through.
+- Keras's UserWarning that a softmax over an axis of size 1 is constant (a units=1 case, once per layer built).
 Nothing else on stderr is dropped: errors, tracebacks and every other warning pass unchanged.
 """
 
@@ -22,6 +23,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 
 ENV = "HARNESS_QUIET"  # "1": quiet; read by worker processes (harness/targets/worker.py)
 
@@ -60,6 +62,9 @@ def python_logging() -> None:
     """Quiet those loggers to errors: call before or after importing the libraries."""
     for name in LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    # Keras's note that softmax over one unit is constant: true of a case with units=1, said once per layer
+    # built (hundreds of times in a fuzz campaign); the case's own outputs already show it.
+    warnings.filterwarnings("ignore", message="You are using a softmax over axis", category=UserWarning)
     root = logging.getLogger()
     if _not_a_library_note not in root.filters:
         root.addFilter(_not_a_library_note)

@@ -74,3 +74,15 @@ def test_tf2onnx_root_logger_warnings_are_dropped_and_others_kept():
     mine = logging.LogRecord("root", logging.WARNING, "/x/user_code.py", 1, "a warning of the user's", None, None)
     error = logging.LogRecord("root", logging.ERROR, "/x/site-packages/tf2onnx/convert.py", 1, "failed", None, None)
     assert [bool(root.filter(r)) for r in (note, mine, error)] == [False, True, True]
+
+
+def test_keras_softmax_over_one_unit_note_is_dropped_and_other_warnings_kept():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet.python_logging()
+        warnings.warn("You are using a softmax over axis -1 of a tensor of shape (1, 1). This axis has size 1.",
+                      UserWarning)
+        warnings.warn("a warning of the user's", UserWarning)
+    assert [str(w.message) for w in caught] == ["a warning of the user's"]
