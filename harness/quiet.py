@@ -11,6 +11,9 @@ Three kinds, each silenced where it is made:
   file descriptor 2, so they can only be dropped there: `filter_stderr` points fd 2 at a pipe read by a small
   filter process that drops those lines and passes every other byte on. A process, not a thread, so that
   what a crashing TensorFlow writes last (a CHECK failure) still gets through.
+- Grappler's notes that one of its optimisation passes failed on a graph and was skipped (tfg_optimizer_hook,
+  meta_optimizer "remapper failed"; seen with relu in a SimpleRNN's while loop in graph mode): the graph
+  then runs unoptimised, and the case's results say whether that matters.
 - Keras's UserWarning that a softmax over an axis of size 1 is constant (a units=1 case, once per layer built).
 Nothing else on stderr is dropped: errors, tracebacks and every other warning pass unchanged.
 """
@@ -32,6 +35,9 @@ ENV = "HARNESS_QUIET"  # "1": quiet; read by worker processes (harness/targets/w
 NOISE = re.compile(rb"^(?:[IW]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] .*"
                    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
                    rb"|E\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] oneDNN supports DT_[A-Z0-9]+ only on platforms with AVX-512.*"
+                   # Grappler passes that fail on a graph and are skipped (TensorFlow runs the graph unoptimised)
+                   rb"|E\d{4} [\d:.]+ +\d+ (?:tfg_optimizer_hook|meta_optimizer)\.cc:\d+\] .*"
+                   rb"|\twhen importing GraphDef to MLIR module in GrapplerHook"
                    rb"|INFO: (?:Created TensorFlow Lite [\w ]+ delegate for CPU|Initialized TensorFlow Lite runtime)\."
                    rb")\r?\n?$")
 
