@@ -356,9 +356,15 @@ def _selftest_target(console, target: str, on: str, cases: list, faults: list, a
     console.print(f"faults caught{on}: {applicable - escaped} / {applicable}"
                   + (f" ({skipped} not applicable{on})" if skipped else ""))
     if args.perturbation:
+        from harness.selftest import SHORT, perturbation_shares
+
         for dtype, eps in smallest_caught_perturbation(witnesses, target).items():
             console.print(f"smallest caught h perturbation{on}, {dtype}: "
                           + (f"{eps:g}" if eps else "none of 1e-1 .. 1e-12"))
+        for share in perturbation_shares(witnesses, target):
+            of = f"{share.dtype} LSTM cases" + (f" of up to {SHORT} steps" if share.short_only else "")
+            console.print(f"h x (1 + {share.epsilon:g}){on} caught by {share.caught} of {share.total} {of}"
+                          + (f" ({share.fraction:.0%})" if share.total else ""), markup=False)
     return 1 if escaped else 0
 
 

@@ -28,11 +28,20 @@ SAMPLES = (0, 1, 2)  # rounding to nearest, then two jittered draws
 class NoiseEstimate:
     per_call: list[dict[str, float]]  # per call: output name -> largest noise (in the case's own precision)
     overflow_rows: list[np.ndarray | None]  # per call: batch rows that left the dtype's range, or None
+    # per call: output name -> each element's noise (largest over the samples; NaN where a run was not finite)
+    per_element: list[dict[str, np.ndarray]] | None = None
 
 
 def _largest_difference(exact: np.ndarray, rounded: np.ndarray) -> float:
     both = np.isfinite(exact) & np.isfinite(rounded)
     return float(np.max(np.abs(exact[both] - rounded[both]), initial=0.0))
+
+
+def _element_difference(exact: np.ndarray, samples: list[np.ndarray]) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        spread = np.stack([np.abs(exact - sample) for sample in samples])
+    return np.where(np.isfinite(spread).all(axis=0), spread.max(axis=0, initial=0.0, where=np.isfinite(spread)),
+                    np.nan)
 
 
 def _overflow_rows(exact: ReferenceResult, samples: list[ReferenceResult], case: Case) -> np.ndarray:
@@ -52,12 +61,14 @@ def _overflow_rows(exact: ReferenceResult, samples: list[ReferenceResult], case:
 
 def estimate_noise(case: Case, flavor: str, exact_calls: list[ReferenceResult]) -> NoiseEstimate:
     runs = [run_reference(case, flavor, rounding_sample=k) for k in SAMPLES]
-    per_call, rows = [], []
+    per_call, rows, per_element = [], [], []
     for number, exact in enumerate(exact_calls):
         samples = [run[number] for run in runs]
         exact_out = reference_outputs(case, exact)
         sample_outs = [reference_outputs(case, s) for s in samples]
         per_call.append({name: max(_largest_difference(values, out[name]) for out in sample_outs)
                          for name, values in exact_out.items()})
+        per_element.append({name: _element_difference(values, [out[name] for out in sample_outs])
+                            for name, values in exact_out.items()})
         rows.append(_overflow_rows(exact, samples, case))
-    return NoiseEstimate(per_call, rows)
+    return NoiseEstimate(per_call, rows, per_element)

@@ -62,7 +62,8 @@ JITTER_UNITS = 0.5
 def emulated_rounding(case_dtype: str, sample: int):
     """A function rounding float64 arrays to the case's compute dtype: to nearest for sample 0, and for
     sample k > 0 after a seeded relative jitter of up to JITTER_UNITS unit roundoffs. (For float64 cases
-    rounding to nearest changes nothing; the jittered draws are what measure the noise.)"""
+    rounding to nearest changes nothing; the jittered draws are what measure the noise.) A jittered
+    sample also has `.product(a, b)`: a matrix product with a draw of its accumulation noise."""
     emulated = compute_dtype(case_dtype)
 
     def to_nearest(a):
@@ -71,7 +72,8 @@ def emulated_rounding(case_dtype: str, sample: int):
     if sample == 0:
         return to_nearest
     generator = np.random.Generator(np.random.PCG64(sample))
-    amplitude = JITTER_UNITS * float(finfo(emulated).eps) / 2.0  # eps is 2u
+    unit = float(finfo(emulated).eps) / 2.0  # eps is 2u
+    amplitude = JITTER_UNITS * unit
     if emulated == "float64":
         # A jitter below half an ulp cannot move a float64 value: step to a random neighbour instead.
         def jittered(a):
@@ -80,6 +82,7 @@ def emulated_rounding(case_dtype: str, sample: int):
             with np.errstate(invalid="ignore"):  # 0 * inf where the step is 0: that element is kept
                 return np.where(step == 0, a, np.nextafter(a, step * np.inf))
 
+        jittered.product = _accumulating(generator, unit)
         return jittered
 
     def jittered(a):
@@ -87,4 +90,23 @@ def emulated_rounding(case_dtype: str, sample: int):
         with np.errstate(invalid="ignore", over="ignore"):
             return to_nearest(a * (1.0 + amplitude * (2.0 * generator.random(a.shape) - 1.0)))
 
+    jittered.product = _accumulating(generator, unit)
     return jittered
+
+
+# A matrix product in the compute dtype rounds once per addition; the sum's error grows like sqrt(k) unit
+# roundoffs of the sum of |terms| (Higham and Mary's probabilistic bound), often far above one rounding of the
+# result when terms cancel. Jittered samples add a draw of it (up to this many such units) to every product.
+ACCUMULATION_UNITS = 1.0
+
+
+def _accumulating(generator: np.random.Generator, unit: float):
+    def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """a @ b plus a draw of the accumulation's rounding noise (not yet rounded: the caller rounds)."""
+        with np.errstate(all="ignore"):
+            exact = a @ b
+            terms = np.abs(a) @ np.abs(b)
+            spread = ACCUMULATION_UNITS * unit * np.sqrt(a.shape[-1])
+            return exact + spread * terms * (2.0 * generator.random(exact.shape) - 1.0)
+
+    return product

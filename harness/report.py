@@ -15,7 +15,7 @@ from harness import compare
 from harness.case import Case
 from harness.compare import EXPECTED, REFERENCE, SYSTEM, OutputDiff
 from harness.precision import compute_dtype
-from harness.tolerances import NOISE_SAFETY
+from harness.tolerances import MEASURED, NOISE_SAFETY
 
 MAX_ROWS = 10
 
@@ -31,9 +31,17 @@ def _short(value: float) -> str:
 def _allowed(tolerance, scale: float, left: str) -> str:
     """`left <= A + R x |reference| (where the numbers come from)`, A being atol already multiplied by the scale."""
     scaled = f"; atol {_short(tolerance.atol)} x {_short(scale)}, the largest |reference|" if scale > 1 else ""
-    floor = (f"; never less than {_short(tolerance.noise_floor)} ({NOISE_SAFETY:g} x the rounding noise measured "
-             "for this case)"
-             if tolerance.noise_floor > tolerance.atol * scale else "")  # said only where it raises the bound
+    if tolerance.per_element:
+        dtype = tolerance.source.split()[0]
+        safety = f"{MEASURED[dtype][0]:g} x" if dtype in MEASURED else "a multiple of"
+        floors = np.asarray(tolerance.noise_floor, dtype=float)
+        low = _short(float(floors.min())) if floors.size else "0"
+        floor = (f", or {safety} that element's measured rounding noise where larger ({low} to "
+                 f"{_short(tolerance.largest_floor)} here)")
+    else:
+        floor = (f"; never less than {_short(tolerance.noise_floor)} ({NOISE_SAFETY:g} x the rounding noise measured "
+                 "for this case)"
+                 if tolerance.noise_floor > tolerance.atol * scale else "")  # said only where it raises the bound
     return (f"{left} <= {_short(tolerance.atol * scale)} + {_short(tolerance.rtol)} x |reference| "
             f"({tolerance.source}{scaled}){floor}")
 
@@ -43,7 +51,8 @@ def tolerance_lines(diff: OutputDiff) -> list[str]:
     lines = [f"    allowed: {_allowed(diff.tolerance, diff.scale, f'|{diff.label} - reference|')}"]
     if diff.has_expected:
         hand = f"|hand - {diff.label}|, |hand - reference|"
-        lines.append(f"    hand values: {_allowed(diff.expected_tolerance, diff.scale, hand)}" if diff.expected_tolerance
+        held_to = diff.expected_tolerance or diff.tolerance.hand_values
+        lines.append(f"    hand values: {_allowed(held_to, diff.scale, hand)}" if held_to
                      else f"    hand values: {hand} held to the same bound")
     return lines
 

@@ -137,6 +137,41 @@ def smallest_caught_perturbation(cases: list[Case], target: str = targets.DEFAUL
     return found
 
 
+# The perturbations of h whose catch rate is tracked (README, Sensitivity), per compute dtype; the 16-bit ones
+# are judged on cases of up to SHORT steps, as rounding noise grows with the steps.
+SENSITIVITY = {"float64": (1e-11, 1e-12), "float32": (1e-5, 1e-6), "float16": (1e-2, 3e-3), "bfloat16": (3e-2, 1e-2)}
+SHORT = 10
+
+
+@dataclass
+class Share:
+    dtype: str
+    epsilon: float
+    caught: int  # cases whose values disagreed under h * (1 + epsilon)
+    total: int  # LSTM cases of the dtype that pass against the real Keras (16-bit: of up to SHORT steps)
+    short_only: bool
+
+    @property
+    def fraction(self) -> float:
+        return self.caught / self.total if self.total else float("nan")
+
+
+def perturbation_shares(cases: list[Case], target: str = targets.DEFAULT_TARGET) -> list[Share]:
+    """Per case dtype and SENSITIVITY epsilon: how many of the LSTM cases (witnesses) catch h * (1 + eps)."""
+    from harness.precision import compute_dtype  # noqa: PLC0415
+
+    shares = []
+    for dtype in sorted({case.dtype for case in cases}):
+        compute = compute_dtype(dtype)
+        short_only = compute in ("float16", "bfloat16")
+        of_dtype = [case for case in cases if case.dtype == dtype and involves(case, "LSTM")
+                    and (not short_only or max(call.input.shape[1] for call in case.calls) <= SHORT)]
+        for epsilon in SENSITIVITY[compute]:
+            result = run_fault(h_scaled(epsilon), of_dtype, target=target) if of_dtype else None
+            shares.append(Share(dtype, epsilon, len(result.disagreed) if result else 0, len(of_dtype), short_only))
+    return shares
+
+
 def selftest(cases: list[Case], faults: tuple[Fault, ...] = FAULTS, stop_at: int | None = None,
              target: str = targets.DEFAULT_TARGET) -> list[FaultResult]:
     witnesses = baseline(cases, target)

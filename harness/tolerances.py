@@ -4,6 +4,13 @@ An element passes when |a - b| <= atol * scale + rtol * |reference|, where scale
 |reference| in that output), so outputs far above 1 (linear activations, big weights) are judged by
 their own size rather than by a fixed absolute floor.
 
+A forward output with a measured noise (noise.py, per element) gets the *measured* default: a few unit
+roundoffs per element (MEASURED) and never less than SAFETY times that element's own rounding noise, so
+an error is judged against what rounding can do to that element, not to the output's largest one. Where
+the noise is not local (a chaotic or exploding case: the output's largest noise exceeds CHAOTIC unit
+roundoffs of its scale) the whole output gets the flat floor below. Gradients, and outputs without a
+measurement, keep the flat defaults.
+
 Defaults grow with the number of steps, by sqrt(timesteps): rounding errors of a recurrence add up
 over the steps roughly like a random walk. Some cases amplify rounding far more (unbounded
 activations, large recurrent weights, chaotic dynamics), so the default bound never goes below
@@ -16,7 +23,9 @@ A tolerance written in the case is used exactly as given, with no noise floor.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from harness.precision import compute_dtype
 
@@ -36,15 +45,41 @@ DEFAULTS: dict[str, tuple[float, float]] = {
 NOISE_SAFETY = 30.0
 
 
+# Per compute dtype, the measured default: (SAFETY times each element's noise, share of the output's largest
+# noise every element gets at least, rtol and atol in unit roundoffs per sqrt(step)). Chosen on the corpus and
+# 240 survey cases (bench/sensitivity.py): the largest error stays under half of the bound in every dtype.
+MEASURED: dict[str, tuple[float, float, float, float]] = {
+    "float64": (20.0, 0.3, 4.0, 4.0),
+    "float32": (20.0, 0.3, 4.0, 4.0),
+    "float16": (10.0, 0.3, 4.0, 2.0),
+    "bfloat16": (10.0, 0.3, 4.0, 2.0),
+}
+ENABLED = True  # bench/sensitivity.py turns it off to print the flat defaults' figures beside these in one run
+CHAOTIC = 30.0  # largest noise above this many unit roundoffs x sqrt(steps) x scale: not local, flat floor
+
+
 @dataclass(frozen=True)
 class Tolerance:
     rtol: float
     atol: float
     source: str  # says where it came from, for the report
-    noise_floor: float = 0.0  # absolute bound never undercut: NOISE_SAFETY x measured rounding noise
+    # absolute bound never undercut: NOISE_SAFETY x the output's measured rounding noise, or per element (an
+    # array shaped like the output: SAFETY x each element's noise)
+    noise_floor: float | np.ndarray = field(default=0.0, compare=False)
+    hand_values: "Tolerance | None" = field(default=None, compare=False)  # the bound hand values are held to
+
+    @property
+    def per_element(self) -> bool:
+        return isinstance(self.noise_floor, np.ndarray)
+
+    @property
+    def largest_floor(self) -> float:
+        floor = np.asarray(self.noise_floor, dtype=float)
+        return float(np.max(floor, initial=0.0)) if floor.size else 0.0
 
     def describe(self) -> str:
-        floor = f", at least {self.noise_floor:.3g} from measured rounding noise" if self.noise_floor else ""
+        floor = (f", at least {SAFETY_WORDS} (up to {self.largest_floor:.3g})" if self.per_element else
+                 f", at least {self.noise_floor:.3g} from measured rounding noise" if self.noise_floor else "")
         return f"rtol={self.rtol:.3g} atol={self.atol:.3g}{floor} ({self.source})"
 
 
@@ -71,3 +106,34 @@ def resolve(case_tolerance: dict, case_dtype: str, output: str, timesteps: int, 
     floor = NOISE_SAFETY * noise if math.isfinite(noise) else 0.0
     steps = f"{timesteps} step{'s' if timesteps != 1 else ''}"
     return Tolerance(chosen["rtol"], chosen["atol"], f"{compute_dtype(case_dtype)} default, {steps}", floor)
+
+
+SAFETY_WORDS = "a multiple of each element's measured rounding noise"
+
+
+def written_in_case(case_tolerance: dict, output: str) -> bool:
+    return bool(case_tolerance.get(output)) or any(k in case_tolerance for k in ("rtol", "atol"))
+
+
+def measured(case_dtype: str, output: str, timesteps: int, element_noise: np.ndarray,
+             reference: np.ndarray) -> Tolerance:
+    """The measured default of a forward output (module docstring): per-element floor from the noise of
+    each element, a few unit roundoffs of its own size; the flat default where the noise is not local."""
+    compute = compute_dtype(case_dtype)
+    largest = float(np.nanmax(element_noise, initial=0.0)) if element_noise.size else 0.0
+    flat = resolve({}, case_dtype, output, timesteps, largest)
+    finite = np.abs(reference[np.isfinite(reference)])
+    scale = max(1.0, float(finite.max())) if finite.size else 1.0
+    unit = _UNIT[compute]
+    growth = step_growth(timesteps)
+    if not math.isfinite(largest) or largest > CHAOTIC * unit * growth * scale or np.isnan(element_noise).all():
+        return Tolerance(flat.rtol, flat.atol, flat.source + ", chaotic: noise not local", flat.noise_floor, flat)
+    safety, share, rtol_units, atol_units = MEASURED[compute]
+    own = np.where(np.isnan(element_noise), largest, element_noise)  # a run that overflowed there: the largest
+    floor = safety * np.maximum(own, share * largest)
+    steps = f"{timesteps} step{'s' if timesteps != 1 else ''}"
+    return Tolerance(rtol_units * unit * growth, atol_units * unit * growth,
+                     f"{compute} measured default, {steps}", floor, flat)
+
+
+_UNIT = {"float64": 2.0 ** -53, "float32": 2.0 ** -24, "float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}

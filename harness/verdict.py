@@ -19,7 +19,8 @@ from harness.known_defects import case_document, known_defect
 from harness.noise import NoiseEstimate
 from harness.precision import compute_dtype
 from harness.reference_runner import reference_outputs
-from harness.tolerances import Tolerance, resolve
+from harness import tolerances
+from harness.tolerances import Tolerance, measured, resolve, written_in_case
 from harness.versions import unmet
 
 
@@ -40,8 +41,12 @@ def compare_case(case: Case, system_calls: list[dict], reference_calls: list, no
             expected = call.expected.get(name)
             if expected is None:
                 expected = spec.expected_fallback(name, call.expected, case.config)
-            measured = noise.per_call[number - 1][name] if noise else 0.0
-            tolerance = resolve(case.tolerance, case.dtype, name, steps, measured)
+            elements = noise.per_element[number - 1].get(name) if noise and noise.per_element else None
+            if elements is not None and tolerances.ENABLED and not written_in_case(case.tolerance, name):
+                tolerance = measured(case.dtype, name, steps, elements, ref_out[name])
+            else:
+                tolerance = resolve(case.tolerance, case.dtype, name, steps,
+                                    noise.per_call[number - 1][name] if noise else 0.0)
             if name not in system_out:
                 diff = OutputDiff(output=name, tolerance=tolerance, total=int(ref_out[name].size), label=label,
                                   structure_problem=f"{label} did not return `{name}`", verdict=two_way(label))

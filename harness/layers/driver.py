@@ -27,12 +27,21 @@ StepVJP = Callable[[np.ndarray, dict[str, np.ndarray], np.ndarray, dict[str, np.
                    tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]]
 
 
-def input_projection(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+def product(q, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b as the rounding `q` computes it: exact, or with a draw of the accumulation's rounding noise
+    (precision.emulated_rounding's jittered samples). Not rounded here: the cell rounds it."""
+    accumulate = getattr(q, "product", None)
+    if accumulate is not None:
+        return accumulate(a, b)
+    with np.errstate(all="ignore"):
+        return a @ b
+
+
+def input_projection(x: np.ndarray, kernel: np.ndarray, q=None) -> np.ndarray:
     """x_t @ kernel for every step at once, (batch, timesteps, columns): the same sums as one product per
     step up to float64 summation order, and several times faster."""
     batch, timesteps, features = x.shape
-    with np.errstate(all="ignore"):
-        return (x.reshape(batch * timesteps, features) @ kernel).reshape(batch, timesteps, kernel.shape[1])
+    return product(q, x.reshape(batch * timesteps, features), kernel).reshape(batch, timesteps, kernel.shape[1])
 
 
 def scan(step: Step, projected: np.ndarray, states: dict[str, np.ndarray], units: int, *,

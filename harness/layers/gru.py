@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.layers.driver import product
 from harness.layers.recurrent import RecurrentSpec, vec
 
 
@@ -71,15 +72,15 @@ class GRUSpec(RecurrentSpec):
             x = q(q(xw_t) + b_in)
             x_z, x_r, x_h = x[:, :n], x[:, n:2 * n], x[:, 2 * n:]
             if after:
-                u = q(q(h_tm1 @ U) + b_rec)
+                u = q(q(product(q, h_tm1, U)) + b_rec)
                 z = q(ra(q(x_z + u[:, :n])))
                 r = q(ra(q(x_r + u[:, n:2 * n])))
                 recurrent_h = q(r * u[:, 2 * n:])
             else:
-                u = q(h_tm1 @ U[:, :2 * n])
+                u = q(product(q, h_tm1, U[:, :2 * n]))
                 z = q(ra(q(x_z + u[:, :n])))
                 r = q(ra(q(x_r + u[:, n:])))
-                recurrent_h = q(q(r * h_tm1) @ U[:, 2 * n:])
+                recurrent_h = q(product(q, q(r * h_tm1), U[:, 2 * n:]))
             hh = q(g(q(x_h + recurrent_h)))
             h_t = q(q(z * h_tm1) + q(q(1.0 - z) * hh))
             return h_t, {"h": h_t}, {"x_proj": x, "z": z, "r": r, "recurrent_h": recurrent_h, "hh": hh}

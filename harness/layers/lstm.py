@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.layers.driver import product
 from harness.layers.recurrent import RecurrentSpec, vec
 
 
@@ -44,7 +45,7 @@ class LSTMSpec(RecurrentSpec):
 
         def step(xw_t, states):
             h_tm1, c_tm1 = states["h"], states["c"]
-            z = q(q(xw_t) + q(h_tm1 @ U) + b)
+            z = q(q(xw_t) + q(product(q, h_tm1, U)) + b)
             blocks = z.reshape(z.shape[0], 4, units)  # gate blocks i, f, c, o along axis 1, units last
             i, f, o = q(r(blocks[:, (0, 1, 3), :])).transpose(1, 0, 2)  # one call for the three gates
             c_candidate = q(g(blocks[:, 2, :]))

@@ -263,7 +263,7 @@ class RecurrentSpec(LayerSpec):
         units = config["units"]
         q = rounding or (lambda a: a)
         step = self.step_function(weights, config, flavor, q)
-        projected = driver.input_projection(x, weights["kernel"])
+        projected = driver.input_projection(x, weights["kernel"], q)
         sequences, last_output, final, steps = driver.scan(
             step, projected, {name: np.asarray(states[name], dtype=np.float64) for name in self.state_names}, units,
             mask=mask, go_backwards=config.get("go_backwards", False),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.layers.driver import product
 from harness.layers.recurrent import RecurrentSpec, vec
 
 
@@ -26,7 +27,7 @@ class SimpleRNNSpec(RecurrentSpec):
         b = weights["bias"] if "bias" in weights else np.zeros(config["units"])
 
         def step(xw_t, states):
-            pre = q(q(q(xw_t) + b) + q(states["h"] @ U))
+            pre = q(q(q(xw_t) + b) + q(product(q, states["h"], U)))
             h_t = q(g(pre))
             return h_t, {"h": h_t}, {"pre": pre}
 

@@ -1,0 +1,89 @@
+"""Issue 17: the measured per-element default bound (harness/tolerances.py) is tighter where rounding allows it,
+falls back to the flat floor where the noise is not local, and catches what the flat bound let through."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness import precision, tolerances
+from harness.compare import diff_output
+from harness.faults import h_scaled
+from harness.loader import load_case
+from harness.selftest import SENSITIVITY, perturbation_shares, run_fault
+from harness.tolerances import CHAOTIC, MEASURED, measured, resolve
+
+U32 = 2.0 ** -24
+
+# An LSTM of 4 units over 5 steps, gates and weights of ordinary size: h between about 0.05 and 0.5.
+SHORT_LSTM = """name: short-lstm
+config: {units: 4, return_sequences: true}
+dtype: float32
+input: {random: {seed: 11, shape: [2, 5, 3]}}
+weights:
+  kernel: {random: {seed: 12, scale: 0.5}}
+  recurrent_kernel: {random: {seed: 13, scale: 0.5}}
+  bias: {random: {seed: 14, scale: 0.2}}
+"""
+
+
+def test_the_bound_follows_each_element_not_the_largest():
+    reference = np.array([[1e-3, 0.9]])
+    noise = np.array([[1e-10, 3e-8]])
+    tolerance = measured("float32", "h", 1, noise, reference)
+    flat = resolve({}, "float32", "h", 1, float(noise.max()))
+    assert tolerance.per_element and tolerance.hand_values == flat
+    # h x (1 + 3e-6) on both elements: the flat bound (32 unit roundoffs of max(1, |h|)) lets both through
+    got = reference * (1 + 3e-6)
+    assert diff_output("h", got, reference, None, flat).passed
+    caught = diff_output("h", got, reference, None, tolerance)
+    assert [m.index for m in caught.mismatches] == [(0, 1)]  # the large element: 2.7e-6 > its bound
+    safety, share, rtol, atol = MEASURED["float32"]
+    bound = atol * U32 + rtol * U32 * 0.9
+    assert max(safety * 3e-8, bound) < 2.7e-6 < flat.atol + flat.rtol * 0.9
+
+
+def test_a_chaotic_output_keeps_the_flat_floor():
+    reference = np.array([[0.5, -0.4, 0.3]])
+    noise = np.array([[0.0, 0.0, CHAOTIC * U32 * 3.0]])  # the largest noise beyond local rounding
+    tolerance = measured("float32", "h", 4, noise, reference)
+    assert not tolerance.per_element and "chaotic" in tolerance.source
+    assert tolerance.noise_floor == resolve({}, "float32", "h", 4, float(noise.max())).noise_floor
+
+
+def test_an_element_whose_rounded_run_was_not_finite_gets_the_largest_noise():
+    tolerance = measured("float32", "h", 1, np.array([[np.nan, 1e-8]]), np.array([[0.5, 0.5]]))
+    safety = MEASURED["float32"][0]
+    assert np.allclose(tolerance.noise_floor, [[safety * 1e-8, safety * 1e-8]])
+
+
+def test_a_tolerance_written_in_the_case_is_used_as_given(write_case):
+    case = load_case(write_case(SHORT_LSTM + "tolerance: {rtol: 0.1, atol: 0.1}\n"))
+    from harness.runner import run_case
+    result = run_case(case)
+    assert result.ok and all(d.tolerance.source == "case tolerance" for _, d in result.diffs)
+
+
+def test_jittered_samples_draw_the_accumulation_noise_of_products():
+    assert not hasattr(precision.emulated_rounding("float32", 0), "product")
+    product = precision.emulated_rounding("float32", 1).product
+    a, b = np.full((1, 64), 0.5), np.full((64, 1), 0.5)
+    drawn = product(a, b)
+    assert drawn.shape == (1, 1) and 0 < abs(drawn[0, 0] - 16.0) <= precision.ACCUMULATION_UNITS * U32 * 8 * 16.0
+
+
+def test_h_perturbation_of_1e_5_is_caught_now_and_was_not_by_the_flat_bound(write_case):
+    case = load_case(write_case(SHORT_LSTM))
+    assert run_fault(h_scaled(1e-5), [case]).disagreed == ["short-lstm"]
+    try:
+        tolerances.ENABLED = False
+        assert run_fault(h_scaled(1e-5), [case]).failing == []
+    finally:
+        tolerances.ENABLED = True
+
+
+def test_perturbation_shares_count_lstm_cases_per_dtype(write_case):
+    case = load_case(write_case(SHORT_LSTM))
+    shares = perturbation_shares([case])
+    assert [(s.dtype, s.epsilon, s.caught, s.total) for s in shares] == [
+        ("float32", SENSITIVITY["float32"][0], 1, 1), ("float32", SENSITIVITY["float32"][1], shares[1].caught, 1)]
