@@ -126,7 +126,9 @@ def measured(case_dtype: str, output: str, timesteps: int, element_noise: np.nda
     scale = max(1.0, float(finite.max())) if finite.size else 1.0
     unit = _UNIT[compute]
     growth = step_growth(timesteps)
-    if not math.isfinite(largest) or largest > CHAOTIC * unit * growth * scale or np.isnan(element_noise).all():
+    if not element_noise.size or np.isnan(element_noise).all():  # nothing measured: the flat default
+        return Tolerance(flat.rtol, flat.atol, flat.source, flat.noise_floor, flat)
+    if not math.isfinite(largest) or largest > CHAOTIC * unit * growth * scale:
         return Tolerance(flat.rtol, flat.atol, flat.source + ", chaotic: noise not local", flat.noise_floor, flat)
     safety, share, rtol_units, atol_units = MEASURED[compute]
     own = np.where(np.isnan(element_noise), largest, element_noise)  # a run that overflowed there: the largest

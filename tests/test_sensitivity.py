@@ -87,3 +87,10 @@ def test_perturbation_shares_count_lstm_cases_per_dtype(write_case):
     shares = perturbation_shares([case])
     assert [(s.dtype, s.epsilon, s.caught, s.total) for s in shares] == [
         ("float32", SENSITIVITY["float32"][0], 1, 1), ("float32", SENSITIVITY["float32"][1], shares[1].caught, 1)]
+
+
+def test_nothing_measured_keeps_the_flat_default_and_says_nothing_of_chaos():
+    for noise, reference in ((np.array([[np.nan, np.nan]]), np.array([[np.nan, 0.5]])), (np.zeros((0, 3)), np.zeros((0, 3)))):
+        tolerance = measured("float32", "h", 3, noise, reference)
+        assert not tolerance.per_element and tolerance.source == "float32 default, 3 steps"
+    assert "chaotic" in measured("float32", "h", 3, np.array([[np.inf, 1e-8]]), np.array([[1.0, 0.5]])).source
