@@ -98,8 +98,9 @@ def doc_stateful(doc: dict) -> bool:
 
 
 def _torch_stateful_backward_in_place(doc: dict) -> bool:
-    """A stateful LSTM or GRU (also inside Bidirectional) differentiated, unmasked (the optimized loop)."""
-    return (doc.get("gradients") is not None and not _masked(doc)
+    """A stateful LSTM or GRU (also inside Bidirectional) differentiated, with a call that has no mask (that call
+    runs the optimized loop: a masked call runs the generic one, which copies the states)."""
+    return (doc.get("gradients") is not None and any("mask" not in entry for entry in doc.get("calls", [doc]))
             and any(name in ("LSTM", "GRU") and config.get("stateful") and config.get("use_cudnn", "auto") is not False
                     for name, config in layer_configs(doc)))
 

@@ -66,3 +66,14 @@ def test_the_celu_gradient_defect_needs_an_exact_zero():
     assert known_defect(nonzero, "tensorflow") is None
     assert known_defect({**nonzero, "weights": {"kernel": {"random": {"seed": 0, "scale": 0.0}}}}, "tensorflow")
     assert known_defect({k: v for k, v in doc.items() if k != "gradients"}, "tensorflow") is None
+
+
+def test_the_torch_stateful_backward_defect_needs_one_unmasked_call():
+    """Found by harness fuzz --target torch (seed 8): masked in one call and not in the other still fails."""
+    config = {"units": 1, "stateful": True}
+    calls = lambda *masked: [{"input": [[[1.0]]], **({"mask": [[True]]} if m else {})} for m in masked]  # noqa: E731
+    doc = {"layer": "LSTM", "config": config, "gradients": {}}
+    assert known_defect({**doc, "calls": calls(True, False)}, "torch") is not None
+    assert known_defect({**doc, "calls": calls(False, True)}, "torch") is not None
+    assert known_defect({**doc, "calls": calls(True, True)}, "torch") is None
+    assert known_defect({**doc, "layer": "SimpleRNN", "calls": calls(False, False)}, "torch") is None
