@@ -106,7 +106,7 @@ def test_a_conversion_failure_names_the_stage(monkeypatch):
     assert "converting to TFLite" in result.message and "no converter today" in result.message
 
 
-@pytest.mark.parametrize("activation", ["selu", "elu", "softplus", "log_sigmoid", "mish"])
+@pytest.mark.parametrize("activation", ["selu", "elu", "softplus", "log_sigmoid", "mish", "softsign"])
 def test_onnx_refuses_float64_activations_onnxruntime_has_no_double_kernel_for(write_case, activation):
     """Found by harness fuzz --target onnx: "Could not find an implementation for Selu(6)" at load time."""
     if "onnx" not in targets.installed():

@@ -20,7 +20,8 @@ OPSET = 17
 UNCONVERTED = {"celu": "Expm1", "gelu": "Erfc"}
 # Activations tf2onnx converts to an ONNX op that onnxruntime's CPU provider has no double kernel for
 # ("Could not find an implementation for Selu(6) node"; found by harness fuzz --target onnx).
-NO_DOUBLE = {"selu": "Selu", "elu": "Elu", "softplus": "Softplus", "log_sigmoid": "Softplus", "mish": "Softplus"}
+NO_DOUBLE = {"selu": "Selu", "elu": "Elu", "softplus": "Softplus", "log_sigmoid": "Softplus", "mish": "Softplus",
+             "softsign": "Softsign"}
 
 
 def _has_lstm(case: Case) -> bool:
