@@ -26,10 +26,9 @@ from harness.runner import run_case  # noqa: E402
 from harness.selftest import baseline, perturbation_shares  # noqa: E402
 
 
-def survey(count: int, seed: int) -> tuple[list, dict]:
+def survey(count: int, seed: int) -> list:
     rng = np.random.default_rng(seed)
-    cases = [random_case(rng, dtype, i) for dtype in DTYPES for i in range(count)]
-    return cases, {}
+    return [random_case(rng, dtype, i) for dtype in DTYPES for i in range(count)]
 
 
 def figures(label: str, corpus: list, cases: list) -> None:
@@ -64,7 +63,7 @@ def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 25
     seed = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     corpus_cases = [e.case for e in load_corpus([Path("cases")]) if e.case]
-    cases, _ = survey(count, seed)
+    cases = survey(count, seed)
     for enabled, label in ((True, "measured per-element defaults (now)"), (False, "flat defaults (before)")):
         tolerances.ENABLED = enabled
         figures(label, baseline(corpus_cases), cases)

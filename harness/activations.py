@@ -215,6 +215,11 @@ _JACOBIAN_VJPS = {"softmax": _softmax_vjp, "log_softmax": _log_softmax_vjp}
 
 _ALIASES = {"silu": "swish", "hard_swish": "hard_silu", None: "linear"}
 
+
+def canonical_name(name: str | None) -> str:
+    """The name an activation is known by here: an alias's target ("silu" -> "swish", None -> "linear")."""
+    return _ALIASES.get(name, name)
+
 FLAVORS = ("keras3", "keras2")
 
 

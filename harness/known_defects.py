@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from harness import layers
+from harness.activations import canonical_name
 
 
 # The targets that run Keras's TensorFlow-backend code (or TensorFlow's ops): Keras 3 on TF, Keras 2 (the
@@ -114,12 +115,8 @@ def _unrolled_backwards_zeroing(doc: dict) -> bool:
 def _silu_in_while_loop_differentiated(doc: dict) -> bool:
     """silu (swish) in a layer that is not unrolled (it runs in a while loop), differentiated."""
     return doc.get("gradients") is not None and any(
-        "swish" in {aliased(config.get("activation")), aliased(config.get("recurrent_activation"))}
+        "swish" in {canonical_name(config.get("activation")), canonical_name(config.get("recurrent_activation"))}
         and not config.get("unroll") for _, config in layer_configs(doc))
-
-
-def aliased(activation) -> str | None:
-    return {"silu": "swish"}.get(activation, activation)
 
 
 def _exact_zero(values) -> bool:
@@ -149,8 +146,7 @@ def _batch(values) -> int | None:
         shape = (values.get("random") or {}).get("shape") if isinstance(values.get("random"), dict) else None
         return shape[0] if isinstance(shape, list) and shape else None
     if isinstance(values, (list, np.ndarray)):
-        shape = np.shape(values) if isinstance(values, np.ndarray) else (len(values),)
-        return shape[0] if shape else None
+        return len(values) if np.ndim(values) else None
     return None
 
 

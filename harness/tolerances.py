@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.precision import compute_dtype
+from harness.precision import compute_dtype, finfo
 
 # per compute dtype: (rtol, atol) for one step, in unit roundoffs u of the dtype. Random cases of
 # bench/tolerance_survey.py stay below 4u per step in well-conditioned cases (under 1/5 of these bounds);
@@ -124,7 +124,7 @@ def measured(case_dtype: str, output: str, timesteps: int, element_noise: np.nda
     flat = resolve({}, case_dtype, output, timesteps, largest)
     finite = np.abs(reference[np.isfinite(reference)])
     scale = max(1.0, float(finite.max())) if finite.size else 1.0
-    unit = _UNIT[compute]
+    unit = float(finfo(compute).eps) / 2.0  # eps is 2u
     growth = step_growth(timesteps)
     if not element_noise.size or np.isnan(element_noise).all():  # nothing measured: the flat default
         return Tolerance(flat.rtol, flat.atol, flat.source, flat.noise_floor, flat)
@@ -137,5 +137,3 @@ def measured(case_dtype: str, output: str, timesteps: int, element_noise: np.nda
     return Tolerance(rtol_units * unit * growth, atol_units * unit * growth,
                      f"{compute} measured default, {steps}", floor, flat)
 
-
-_UNIT = {"float64": 2.0 ** -53, "float32": 2.0 ** -24, "float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
