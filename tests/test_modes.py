@@ -11,6 +11,7 @@ from harness.faults import MORE_FAULTS
 from harness.loader import load_case
 from harness.modes import DEFAULT_MODES, MODES, parse_modes
 from harness.runner import run_case, run_path
+from harness.targets import build_cache
 
 from conftest import REPO
 from fakes import AlteredSystem
@@ -36,13 +37,15 @@ def test_default_runs_a_compiled_mode():
 
 @pytest.mark.parametrize("name", REUSE_CASES)
 def test_one_layer_for_every_mode_equals_a_fresh_layer_per_mode(name):
-    """The only layer reuse the harness does: one built layer runs every mode of a case. Its results must
-    be those of a fresh layer per mode, bit for bit, or reuse could hide (or invent) a difference."""
+    """One built layer runs every mode of a case. Its results must be those of a fresh layer per mode, bit
+    for bit, or reuse could hide (or invent) a difference (reuse across cases: tests/test_build_cache.py)."""
     case = load_case(REPO / "cases" / name)
     system = targets.get()
-    shared = targets.run_modes(system, case, MODES)
+    with build_cache.disabled():
+        shared = targets.run_modes(system, case, MODES)
+        fresh_runs = {mode: targets.run_modes(system, case, (mode,))[mode] for mode in MODES}
     for mode in MODES:
-        fresh = targets.run_modes(system, case, (mode,))[mode]
+        fresh = fresh_runs[mode]
         for number, (a, b) in enumerate(zip(shared[mode].outputs, fresh.outputs), start=1):
             for output in a:
                 assert a[output].tobytes() == b[output].tobytes(), f"{mode} call {number} {output}"
@@ -53,10 +56,11 @@ def test_reuse_would_be_caught_if_states_leaked():
     from the states eager left behind, and its outputs differ from a fresh layer's."""
     case = load_case(REPO / "cases" / "stateful" / "stateful-three-calls.yaml")
     system = targets.get()
-    prepared = system.prepare(case)
-    system.run(prepared, "eager")
-    leaked = [prepared.layer(x, **kwargs) for _, x, kwargs in prepared.arguments]  # no reset: carries on
-    fresh = targets.run_modes(system, case, ("eager",))["eager"]
+    with build_cache.disabled():
+        prepared = system.prepare(case)
+        system.run(prepared, "eager")
+        leaked = [prepared.layer(x, **kwargs) for _, x, kwargs in prepared.arguments]  # no reset: carries on
+        fresh = targets.run_modes(system, case, ("eager",))["eager"]
     assert not np.array_equal(np.asarray(leaked[0][0]), fresh.outputs[0]["output"])
 
 

@@ -19,6 +19,7 @@ from harness import precision, versions
 from harness.case import Case
 from harness.errors import SystemFailure
 from harness.modes import DEFAULT_MODES, MODES
+from harness.targets import build_cache
 from harness.targets.base import SystemRun
 
 LABEL = "Keras"
@@ -46,6 +47,8 @@ class Prepared:
     case: Case
     layer: object
     arguments: list  # per call: (reset states first?, input tensor, keyword arguments)
+    entry: build_cache.Entry | None = None  # the layer's traces, shared with cases of the same structure
+    key: tuple = ()  # the structure's key in build_cache
 
 
 def _call_arguments(case: Case) -> list[tuple[bool, object, dict]]:
@@ -80,8 +83,8 @@ def set_weights(case: Case, layer, label: str = LABEL) -> None:
 
 
 def _runner(layer, mode: str):
-    """The layer's call as the mode runs it. A new tf.function per case and mode: a trace is never shared
-    between cases, so nothing one case did (or a Keras patched in between) can leak into another."""
+    """The layer's call as the mode runs it: one tf.function per built layer and mode, shared by the cases
+    of one structure through build_cache (which rebuilds it when the code under test changed)."""
     if mode == "eager":
         return lambda x, kwargs: layer(x, **kwargs)
     import tensorflow as tf  # noqa: PLC0415 - already imported by Keras
@@ -121,22 +124,35 @@ class KerasOnTensorFlow:
         except Exception as exc:  # noqa: BLE001
             raise SystemFailure("importing Keras", exc, self.label) from exc
         arguments = _call_arguments(case)
-        first = case.calls[0].input
-        try:
-            layer = case.spec.build_keras(keras, case.config, case.dtype,
-                                          first.shape[0] if case.stateful else None, first.shape[2])
-        except Exception as exc:  # noqa: BLE001
-            raise SystemFailure(BUILD_STAGE, exc, self.label) from exc
-        set_weights(case, layer, self.label)  # a weight Keras refuses fails the case as a whole, not mode by mode
-        return Prepared(case, layer, arguments)
+        key = build_cache.structure_key(case, self.name)
+        entry = build_cache.lookup(key, keras)
+        if entry is None:
+            first = case.calls[0].input
+            try:
+                layer = case.spec.build_keras(keras, case.config, case.dtype,
+                                              first.shape[0] if case.stateful else None, first.shape[2])
+            except Exception as exc:  # noqa: BLE001
+                raise SystemFailure(BUILD_STAGE, exc, self.label) from exc
+            set_weights(case, layer, self.label)  # a weight Keras refuses fails the case as a whole, not mode by mode
+            entry = build_cache.store(key, layer, keras)
+        return Prepared(case, entry.layer, arguments, entry, key)
 
     def run(self, prepared: Prepared, mode: str) -> SystemRun:
         """Every call of the case in one mode, from the case's weights and zero states: both are set again
         first, so nothing an earlier mode did to the layer (even a defect that writes a weight) carries over.
         One layer serves every mode (tests/test_modes.py checks the results equal those of a fresh layer
         per mode, bit for bit)."""
+        try:
+            return self._run(prepared, mode)
+        except SystemFailure:
+            build_cache.forget(prepared.key)  # a layer a failure left half-way is never reused
+            raise
+
+    def _run(self, prepared: Prepared, mode: str) -> SystemRun:
         case, layer, arguments = prepared.case, prepared.layer, prepared.arguments
-        call_layer = _runner(layer, mode)
+        if mode not in prepared.entry.runners:
+            prepared.entry.runners[mode] = _runner(layer, mode)
+        call_layer = prepared.entry.runners[mode]
         set_weights(case, layer, self.label)
         if case.stateful:
             try:
@@ -163,21 +179,29 @@ def gradients(system: KerasOnTensorFlow, case: Case, mode: str) -> list[dict[str
     watched tensors. Raises SystemFailure."""
     prepared = system.prepare(case)
     layer = prepared.layer
-    return tape_gradients(case, case.spec.keras_variables(layer), lambda x, kwargs: layer(x, **kwargs),
-                          layer.reset_states, prepared.arguments, mode, system.label)
+    set_weights(case, layer, system.label)  # a cached layer holds the last case's weights
+    try:
+        return tape_gradients(case, case.spec.keras_variables(layer), lambda x, kwargs: layer(x, **kwargs),
+                              layer.reset_states, prepared.arguments, mode, system.label,
+                              traced=prepared.entry.gradient_runners)
+    except SystemFailure:
+        build_cache.forget(prepared.key)
+        raise
 
 
 def tape_gradients(case: Case, variables: dict, call, reset, arguments: list, mode: str, label: str,
-                   run_as: str | None = None) -> list[dict[str, np.ndarray]]:
+                   run_as: str | None = None, traced: dict | None = None) -> list[dict[str, np.ndarray]]:
     """The calls `arguments` (per call: reset first?, input, keyword arguments) of `call(x, kwargs)` (the
     layer's raw outputs) differentiated one by one with a GradientTape, run as `run_as` (default: `mode`;
     eager, graph or xla); `variables` are the spec's name -> tf.Variable, `reset` resets a stateful layer's
-    states. What the `tensorflow`, `tf-keras` and `saved-model` targets share."""
+    states. `traced`: where the traced tape is kept for the next case of the same structure (build_cache).
+    What the `tensorflow`, `tf-keras` and `saved-model` targets share."""
     import tensorflow as tf  # noqa: PLC0415
 
     from harness.targets import differentiate  # noqa: PLC0415
 
     wanted = differentiate.wanted_weights(case, variables)
+    spec, config = case.spec, case.config  # the structure only: a kept trace must not hold this case's values
 
     def one_call(x, kwargs, cotangents):
         states = kwargs.get("initial_state") or []
@@ -185,13 +209,18 @@ def tape_gradients(case: Case, variables: dict, call, reset, arguments: list, mo
             tape.watch(x)
             for state in states:
                 tape.watch(state)
-            outputs = case.spec.keras_outputs(call(x, kwargs), case.config, convert=lambda p: p)
+            outputs = spec.keras_outputs(call(x, kwargs), config, convert=lambda p: p)
             loss = tf.add_n([tf.reduce_sum(tf.cast(outputs[name], tf.float64) * tf.cast(cotangent, tf.float64))
                              for name, cotangent in cotangents.items()])
         return tape.gradient(loss, [variables[name] for name in wanted] + [x] + list(states))
 
     run_as = run_as or mode
-    run = one_call if run_as == "eager" else tf.function(one_call, jit_compile=run_as == "xla", reduce_retracing=False)
+    traced = {} if traced is None else traced
+    signature = (run_as, tuple(wanted))
+    if signature not in traced:
+        traced[signature] = one_call if run_as == "eager" else tf.function(one_call, jit_compile=run_as == "xla",
+                                                                           reduce_retracing=False)
+    run = traced[signature]
     if case.stateful:
         reset()
     shapes = {name: tuple(variable.shape) for name, variable in variables.items()}
@@ -200,7 +229,8 @@ def tape_gradients(case: Case, variables: dict, call, reset, arguments: list, mo
         try:
             if first_reset:
                 reset()
-            grads = run(x, kwargs, case.gradients.cotangents[number])
+            cotangents = {name: tf.convert_to_tensor(value) for name, value in case.gradients.cotangents[number].items()}
+            grads = run(x, kwargs, cotangents)
         except Exception as exc:  # noqa: BLE001
             raise SystemFailure(f"differentiating call {number + 1} ({mode} mode)", exc, label) from exc
         results.append(differentiate.collect(case, number, differentiate.sources(case, number, variables),
