@@ -369,7 +369,7 @@ def _selftest_target(console, target: str, on: str, cases: list, faults: list, a
 
 
 def cmd_fuzz(args) -> int:
-    from harness.fuzz import fuzz, summary
+    from harness.fuzz import PER_STRUCTURE, fuzz, summary
 
     if args.literal and not args.save:
         print("harness fuzz: --literal says how --save writes the cases; give --save DIR too", file=sys.stderr)
@@ -378,7 +378,7 @@ def cmd_fuzz(args) -> int:
     started = time.perf_counter()
     target = (args.target or (targets.DEFAULT_TARGET,))[0]
     report = fuzz(args.examples, args.seed, Path(args.save) if args.save else None, system=targets.get(target),
-                  literal=args.literal)
+                  literal=args.literal, per_structure=args.per_structure or PER_STRUCTURE)
     for line in summary(report, time.perf_counter() - started, args.seed):
         console.print(line, markup=False)
     table = Table(title=f"examples per configuration dimension ({report.ran} examples)")
@@ -678,6 +678,11 @@ def build_parser() -> argparse.ArgumentParser:
                                "that the target cannot express are counted apart; default 200)")
     fuzz_cmd.add_argument("--seed", type=int, default=0, help="the campaign's seed: the same seed draws the same cases")
     fuzz_cmd.add_argument("--save", metavar="DIR", help="write each shrunk disagreement as a case file in DIR")
+    fuzz_cmd.add_argument("--per-structure", type=_positive_int, default=None, metavar="K",
+                          help="run each drawn structure (layer, config, dtype, shapes, which calls have a mask or an "
+                               "initial state) with K draws of weights, inputs, masks and states, through one built "
+                               "layer and its traces (default 5, harness.fuzz.PER_STRUCTURE; 1: a new structure "
+                               "every example)")
     fuzz_cmd.add_argument("--literal", action="store_true",
                           help="with --save: write the arrays as literal numbers (for an upstream report) instead of "
                                "`random:` seeds")

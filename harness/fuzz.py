@@ -41,6 +41,8 @@ GRADIENT_ODDS = (False, False, True)  # one case in three nominally, one in five
 # coverage.py's dimensions that a fuzzer cannot draw (hand values, a corpus file's tags): not in the table
 UNDRAWN_DIMENSIONS = ("expected values", "known upstream defect")
 MAX_ATTEMPTS = 20  # hypothesis runs (a new seed each) to reach the examples; each ends at a disagreement
+PER_STRUCTURE = 5  # examples per drawn structure (bench/throughput.py: the rate against the variety of structures)
+VALUE_SEED_STEP = 1_000_003  # a variant's seeds: the drawn ones moved by this times the variant's number
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,7 @@ class FuzzReport:
     ran: int = 0  # cases the target ran and compared: what `examples` asks for
     drawn: int = 0  # every case drawn (not counting hypothesis's shrinking replays)
     attempts: int = 0
+    per_structure: int = 1  # examples run per drawn structure (new values each)
     dimensions: dict[str, Counter] = field(default_factory=dict)
     disagreements: list[Disagreement] = field(default_factory=list)
     skipped_known: Counter = field(default_factory=Counter)  # reason (case) -> draws
@@ -212,45 +215,56 @@ class _Found(Exception):
 
 
 def fuzz(examples: int, seed: int = 0, save: Path | None = None, flavor: str | None = None,
-         layer_names: tuple[str, ...] | None = None, system=None, literal: bool = False) -> FuzzReport:
+         layer_names: tuple[str, ...] | None = None, system=None, literal: bool = False,
+         per_structure: int = PER_STRUCTURE) -> FuzzReport:
     """Run cases until `examples` of them really ran on the target (default: Keras on TensorFlow); draws
-    with a documented defect or that the target cannot express are counted apart, not run. After a
-    disagreement (shrunk, saved), continue with a new seed; at most MAX_ATTEMPTS hypothesis runs."""
+    with a documented defect or that the target cannot express are counted apart, not run. Each drawn
+    structure runs `per_structure` times with new values (`revalued`), which the build cache runs through
+    one built layer and its traces. After a disagreement (shrunk, saved), continue with a new seed; at most
+    MAX_ATTEMPTS hypothesis runs."""
     system = system or targets.get()
     constraints = constraints_for(system, layer_names)
     if flavor is not None:
         constraints = Constraints(flavor, constraints.dtypes, constraints.several_calls,
                                   constraints.later_initial_state, constraints.execution)
-    report = FuzzReport(wanted=examples, target=system.name)
+    report = FuzzReport(wanted=examples, target=system.name, per_structure=per_structure)
     while report.ran < examples and report.attempts < MAX_ATTEMPTS:
         found: list[Disagreement] = []  # this attempt's disagreement; once set, calls are shrinking replays
 
         @hypothesis_seed(seed * 1000 + report.attempts)
-        @settings(max_examples=examples - report.ran, database=None, deadline=None, derandomize=False,
+        @settings(max_examples=-(-(examples - report.ran) // per_structure), database=None, deadline=None, derandomize=False,
                   print_blob=False, suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink])
         @given(case_documents(constraints, layer_names))
-        def check(doc):
+        def check(drawn_doc):
+            for variant in range(per_structure):  # one structure, new values: through the same built layer
+                if report.ran >= examples and not found:
+                    return
+                if not one_example(revalued(drawn_doc, variant)):
+                    return  # refused: its other values would be too (counted once)
+
+        def one_example(doc) -> bool:
+            """Run one document; False if it was not run (a known defect, or the target cannot express it)."""
             shrinking = bool(found)
             if report.ran >= examples and not shrinking:  # hypothesis may call more often than max_examples
-                return
+                return True
             if not shrinking:
                 report.drawn += 1
             defect = known_defect(doc, system.name)
             if defect is not None:
                 if not shrinking:
                     report.skipped_known[f"{defect.reason} ({defect.case})"] += 1
-                return
+                return False
             case = case_from_document(doc, Path("<fuzz>"))
             why_not = system.supports(case)  # what the runner would skip: counted apart, never as ran
             if why_not:
                 if not shrinking:
                     report.not_expressible[why_not] += 1
-                return
+                return False
             result = run_case(case, constraints.flavor, system=system)
             if not _compared(result):  # the reference or the target refused it after all (reason kept)
                 if not shrinking:
                     report.not_expressible[f"{result.outcome}: {result.message}"] += 1
-                return
+                return False
             if not shrinking:
                 report.ran += 1
                 for dim, values in _dimensions(doc, case, result, constraints.flavor).items():
@@ -258,6 +272,7 @@ def fuzz(examples: int, seed: int = 0, save: Path | None = None, flavor: str | N
             if not result.ok:
                 found[:] = [Disagreement(doc, result)]
                 raise _Found(result.message)
+            return True
 
         try:
             check()  # budget exhausted without a disagreement; top up what was drawn but not run
@@ -268,6 +283,25 @@ def fuzz(examples: int, seed: int = 0, save: Path | None = None, flavor: str | N
             report.disagreements.append(disagreement)
         report.attempts += 1
     return report
+
+
+def revalued(doc: dict, variant: int) -> dict:
+    """The document with new values and the same structure: every `random:` array's seed moved by
+    `variant` steps (variant 0: the document itself). Shapes, scales, distributions, which calls have a
+    mask or an initial state, the config and dtype are kept, so the target's built layer and traces serve."""
+    if variant == 0:
+        return doc
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("random"), dict) and "seed" in node["random"]:
+                return {**node, "random": {**node["random"], "seed": node["random"]["seed"] + variant * VALUE_SEED_STEP}}
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(value) for value in node]
+        return node
+
+    return walk(doc)
 
 
 def _compared(result: CaseResult) -> bool:
@@ -334,7 +368,8 @@ def write_case(doc: dict, folder: Path, number: int, literal: bool = False) -> P
 def summary(report: FuzzReport, seconds: float, seed: int) -> list[str]:
     """The campaign's first lines: what ran, whether it fell short, and every draw not run, grouped by reason."""
     on = f" on {report.target}" if report.target != targets.DEFAULT_TARGET else ""
-    lines = [f"{report.ran} examples ran{on} in {seconds:.0f}s (seed {seed}), {len(report.disagreements)} disagreements"]
+    per = f", {report.per_structure} per structure" if report.per_structure > 1 else ""
+    lines = [f"{report.ran} examples ran{on} in {seconds:.0f}s (seed {seed}{per}), {len(report.disagreements)} disagreements"]
     if report.short:
         lines.append(f"  only {report.ran} of the {report.wanted} examples asked for ran: {report.drawn} cases drawn in "
                      f"{report.attempts} hypothesis runs (at most {MAX_ATTEMPTS}); the others were not run (below)")

@@ -4,6 +4,8 @@ cases the target really ran are counted; draws are balanced; saved cases can be 
 Most campaigns here run on fake targets that return the reference's own outputs (no Keras: fast), refuse
 what a real converted target refuses, and may carry an injected defect."""
 
+import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -16,8 +18,9 @@ from hypothesis import seed as hypothesis_seed
 from harness import targets
 from harness.cli import main
 from harness.faults import FAULTS
-from harness.fuzz import (MAX_ATTEMPTS, UNDRAWN_DIMENSIONS, Constraints, case_documents, constraints_for, fuzz,
-                          summary, write_case)
+from harness.fuzz import (MAX_ATTEMPTS, PER_STRUCTURE, UNDRAWN_DIMENSIONS, Constraints, case_documents, constraints_for, fuzz,
+                          revalued, summary, write_case)
+from harness.targets import build_cache
 from harness.gradients import reference_gradients
 from harness.loader import case_from_document, load_case
 from harness.precision import compute_dtype
@@ -161,7 +164,7 @@ def test_constraints_come_from_the_targets_own_supports():
 def test_only_cases_the_target_ran_are_counted():
     """Issue 12: a case the target cannot express was counted as ran."""
     refused = lambda case: "4+ units: refused" if case.config.get("units", 0) >= 4 else like_tflite(case)  # noqa: E731
-    report = fuzz(examples=15, seed=2, system=ReferenceTarget(refuse=refused))
+    report = fuzz(examples=15, seed=2, system=ReferenceTarget(refuse=refused), per_structure=1)
     assert report.ran == 15 and not report.short and report.disagreements == []
     assert total(report, "layer") == 15 and total(report, "dtype") == 15 == report.dimensions["dtype"]["float32"]
     assert report.not_expressible["4+ units: refused"] > 0  # not foreseen by the constraints: counted apart
@@ -172,11 +175,41 @@ def test_only_cases_the_target_ran_are_counted():
 def test_the_count_is_exact_after_disagreements():
     """Issue 14: after a disagreement every later example was taken for a shrinking replay, and shrinking
     replays went into the dimension table."""
-    report = fuzz(examples=12, seed=0, system=ReferenceTarget(alter=lambda case: case.config.get("units", 0) >= 3))
+    report = fuzz(examples=12, seed=0, system=ReferenceTarget(alter=lambda case: case.config.get("units", 0) >= 3),
+                  per_structure=1)
     assert report.disagreements and report.ran == 12 and total(report, "layer") == 12
     for found in report.disagreements:
         case = case_from_document(found.document, Path("<fuzz>"))
         assert case.config["units"] == 3 and case.calls[0].input.shape[:2] == (1, 1)  # shrunk
+
+
+def test_each_structure_runs_with_new_values():
+    """Fuzz by structure (issue 15): a drawn structure runs PER_STRUCTURE times, its values redrawn, its
+    structure (what the build cache keys on) kept; a refused structure is counted once, not per value draw."""
+    seen = []
+
+    class Recording(ReferenceTarget):
+        def prepare(self, case):
+            seen.append(case)
+            return case
+
+    refused = lambda case: "refused: 5 units" if case.config.get("units") == 5 else None  # noqa: E731
+    report = fuzz(examples=20, seed=5, system=Recording(refuse=refused), per_structure=4)
+    assert report.ran == 20 == len(seen) and report.per_structure == 4
+    for first in range(0, 20, 4):
+        group = seen[first:first + 4]
+        assert len({build_cache.structure_key(c) for c in group}) == 1
+        assert len({c.calls[0].input.tobytes() for c in group}) == 4  # new values each time
+    assert report.drawn == 20 + report.not_expressible["refused: 5 units"]  # a refused structure: one draw
+
+
+def test_revalued_moves_every_seed_and_nothing_else():
+    doc = next(iter(_draws(1, seed=7)))
+    assert revalued(doc, 0) is doc
+    moved = revalued(doc, 2)
+    assert moved != doc and json.dumps(moved).count('"seed"') == json.dumps(doc).count('"seed"')
+    strip = lambda d: json.loads(re.sub(r'"seed": \d+', '"seed": 0', json.dumps(d)))  # noqa: E731
+    assert strip(moved) == strip(doc)
 
 
 def test_a_campaign_that_cannot_reach_its_examples_says_so():
@@ -184,19 +217,19 @@ def test_a_campaign_that_cannot_reach_its_examples_says_so():
     report = fuzz(examples=40, seed=1, system=ReferenceTarget(refuse=refuse_most))
     assert report.short and report.ran < 40 and report.attempts == MAX_ATTEMPTS
     lines = summary(report, 3.0, 1)
-    assert lines[0] == f"{report.ran} examples ran on fake in 3s (seed 1), 0 disagreements"
+    assert lines[0] == f"{report.ran} examples ran on fake in 3s (seed 1, {PER_STRUCTURE} per structure), 0 disagreements"
     assert lines[1] == (f"  only {report.ran} of the 40 examples asked for ran: {report.drawn} cases drawn in "
                         f"{MAX_ATTEMPTS} hypothesis runs (at most {MAX_ATTEMPTS}); the others were not run (below)")
     assert f"  drawn, not run: fake cannot express it ({report.not_expressible['not 6x4']}x): not 6x4" in lines
 
 
 def test_the_table_has_only_drawn_dimensions_and_counts_gradients():
-    report = fuzz(examples=30, seed=3, system=ReferenceTarget(gradients=True))
+    report = fuzz(examples=30, seed=3, system=ReferenceTarget(gradients=True), per_structure=1)
     assert not set(UNDRAWN_DIMENSIONS) & set(report.dimensions)
     assert report.dimensions["numeric edge"]  # drawn now: the row was always empty
     gradients = report.dimensions["gradients"]
     assert gradients["checked"] > 0 and sum(gradients.values()) == 30 and "drawn, not checked by the target" not in gradients
-    without = fuzz(examples=30, seed=3, system=ReferenceTarget())
+    without = fuzz(examples=30, seed=3, system=ReferenceTarget(), per_structure=1)
     assert without.dimensions["gradients"]["drawn, not checked by the target"] == gradients["checked"]
 
 
@@ -208,7 +241,8 @@ def test_a_seed_draws_the_same_campaign():
 # ---------------------------------------------------------------- saved cases
 
 def test_literal_cases_hold_the_numbers_that_ran(tmp_path):
-    report = fuzz(examples=12, seed=0, system=ReferenceTarget(alter=lambda case: case.config.get("units", 0) >= 3), save=tmp_path / "r")
+    report = fuzz(examples=12, seed=0, system=ReferenceTarget(alter=lambda case: case.config.get("units", 0) >= 3),
+                  save=tmp_path / "r", per_structure=1)
     document = report.disagreements[0].document
     seeded = load_case(report.disagreements[0].saved)
     literal_path = write_case(document, tmp_path / "l", 1, literal=True)
