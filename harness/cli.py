@@ -681,7 +681,7 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz_cmd.add_argument("--per-structure", type=_positive_int, default=None, metavar="K",
                           help="run each drawn structure (layer, config, dtype, shapes, which calls have a mask or an "
                                "initial state) with K draws of weights, inputs, masks and states, through one built "
-                               "layer and its traces (default 5, harness.fuzz.PER_STRUCTURE; 1: a new structure "
+                               "layer and its traces (default 10, harness.fuzz.PER_STRUCTURE; 1: a new structure "
                                "every example)")
     fuzz_cmd.add_argument("--literal", action="store_true",
                           help="with --save: write the arrays as literal numbers (for an upstream report) instead of "

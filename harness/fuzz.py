@@ -41,7 +41,7 @@ GRADIENT_ODDS = (False, False, True)  # one case in three nominally, one in five
 # coverage.py's dimensions that a fuzzer cannot draw (hand values, a corpus file's tags): not in the table
 UNDRAWN_DIMENSIONS = ("expected values", "known upstream defect")
 MAX_ATTEMPTS = 20  # hypothesis runs (a new seed each) to reach the examples; each ends at a disagreement
-PER_STRUCTURE = 5  # examples per drawn structure (bench/throughput.py: the rate against the variety of structures)
+PER_STRUCTURE = 10  # examples per drawn structure (bench/throughput.py: the rate against the variety of structures)
 VALUE_SEED_STEP = 1_000_003  # a variant's seeds: the drawn ones moved by this times the variant's number
 
 

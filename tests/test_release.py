@@ -45,6 +45,20 @@ def test_the_runner_releases_every_n_cases_whatever_their_outcome(monkeypatch):
     assert len(released) == 2  # 0: never
 
 
+def test_a_case_that_reused_a_kept_layer_is_not_counted(monkeypatch):
+    """Releasing re-instantiates every kept trace (build_cache): a case that reused one adds nothing to the
+    kernel cache, and counting it made repeated structures 2x slower."""
+    released = []
+    monkeypatch.setattr(release, "release", lambda: released.append(True))
+    monkeypatch.setattr(release, "EVERY", 2)
+    monkeypatch.setattr(release, "_ran", 0)
+    for reused in (False, True, True, True, False):
+        if reused:
+            release.reused()
+        release.after_case()
+    assert len(released) == 1  # after the 5th: the 1st and 5th counted
+
+
 def test_releasing_never_imports_tensorflow():
     done = subprocess.run([sys.executable, "-c", "import sys; from harness import release; release.release(); "
                            "print('tensorflow' in sys.modules)"], cwd=REPO, capture_output=True, text=True, check=True)

@@ -27,6 +27,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from harness import release
 from harness.case import Case
 
 MAX_ENTRIES = 48  # structures kept; an entry holds a small layer and its traces (about 1-3 MiB with XLA)
@@ -91,6 +92,7 @@ def lookup(key: tuple, keras) -> Entry | None:
         del _entries[key]
         return None
     _stats["hits"] += 1
+    release.reused()
     _entries.move_to_end(key)
     return entry
 
