@@ -146,3 +146,30 @@ def test_the_cache_is_bounded(monkeypatch):
                         modes=("eager",)).outcome == "passed"
     assert len(build_cache._entries) == 2 and build_cache._stats["dropped"] == 1
     assert "2 structures kept (at most 2)" in build_cache.describe()
+
+
+@pytest.mark.parametrize("target", ["tensorflow", "jax", "torch", "tf-keras"])
+@pytest.mark.parametrize("name", ["stateful/stateful-masked-calls.yaml", "gradients/lstm-initial-state-return-state.yaml"])
+def test_on_every_target_a_kept_layer_repeats_a_fresh_ones_results(target, name):
+    """In the target's own process (a worker for jax, torch and tf-keras): a case run first (a fresh layer),
+    then another case of its structure, then the first again (the kept layer and its compiled functions):
+    the first and third runs agree bit for bit, forward in every mode and gradients in every mode that has them."""
+    if target not in targets.installed():
+        pytest.skip(f"{target} is not installed")
+    system = targets.get(target)
+    case = load_case(REPO / "cases" / name)
+    modes = system.default_modes if target != "torch" else system.modes
+
+    def everything(c):
+        runs = targets.run_modes(system, c, modes)
+        found = [_bytes(runs[mode]) for mode in modes]
+        if c.gradients is not None:
+            for mode in modes:
+                if mode not in getattr(system, "no_gradients", {}):
+                    found.append([{k: np.asarray(v).tobytes() for k, v in call.items()}
+                                  for call in system.gradients(c, mode)])
+        return found
+
+    first = everything(case)
+    everything(_other_values(case))
+    assert everything(case) == first

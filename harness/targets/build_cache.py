@@ -1,5 +1,6 @@
 """Built layers and traced functions kept across cases of one structure (issue 15), for the targets that
-build a Keras layer in the process that runs it (tensorflow, tf-keras).
+build a Keras layer and run it directly: tensorflow and tf-keras (tf.function traces), jax (jax.jit) and
+torch (torch.compile), each in the process that runs it (the worker targets keep theirs in the worker).
 
 What costs time in a case is not Keras's arithmetic but the overhead around it: a fresh layer (25-35 ms),
 a fresh tf.function trace (150-300 ms), an XLA compile (about 400 ms), while a traced function called again
@@ -69,7 +70,8 @@ def _code_of(layer, keras) -> tuple:
         module = getattr(keras, name, None)
         if module is not None:
             objects.extend(vars(module).values())
-    backend_rnn = sys.modules.get("keras.src.backend.tensorflow.rnn")  # the cuDNN / fused paths
+    backend = getattr(getattr(keras, "backend", None), "backend", lambda: "tensorflow")()
+    backend_rnn = sys.modules.get(f"keras.src.backend.{backend}.rnn")  # the backend's loop, cuDNN and fused paths
     if backend_rnn is not None:
         objects.extend(vars(backend_rnn).values())
     return tuple(objects)

@@ -34,11 +34,15 @@ class KerasOnJax(KerasBackend):
         layer, state = prepared.layer, prepared.state
         kwargs = dict(kwargs)
         training = kwargs.pop("training", False)  # a Python bool, fixed at trace time as Keras does
-        if "function" not in state:
-            state["function"] = jax.jit(lambda trainable, non_trainable, x, kwargs:
-                                        layer.stateless_call(trainable, non_trainable, x, training=training, **kwargs))
+        compiled = prepared.compiled
+        if ("function", training) not in compiled:
+            compiled[("function", training)] = jax.jit(
+                lambda trainable, non_trainable, x, kwargs:
+                layer.stateless_call(trainable, non_trainable, x, training=training, **kwargs))
+        if "trainable" not in state:
             self._read_variables(prepared)
-        outputs, state["non_trainable"] = state["function"](state["trainable"], state["non_trainable"], x, kwargs)
+        outputs, state["non_trainable"] = compiled[("function", training)](state["trainable"], state["non_trainable"],
+                                                                          x, kwargs)
         return outputs
 
     def vjp(self, prepared: Prepared, mode: str, wanted: list, x, kwargs, cotangents: dict) -> list:
@@ -50,6 +54,7 @@ class KerasOnJax(KerasBackend):
         import jax.numpy as jnp  # noqa: PLC0415
 
         layer, state, case = prepared.layer, prepared.state, prepared.case
+        spec, config = case.spec, case.config  # the structure only: a kept jit must not hold this case's values
         kwargs = dict(kwargs)
         training = kwargs.pop("training", False)  # a Python bool, fixed at trace time as Keras does
         states = kwargs.pop("initial_state", None)
@@ -61,7 +66,7 @@ class KerasOnJax(KerasBackend):
                 given = {} if states is None else {"initial_state": states}
                 raw, non_trainable = layer.stateless_call(trainable_values, non_trainable_values, x,
                                                           training=training, **kwargs, **given)
-                outputs = case.spec.keras_outputs(raw, case.config, convert=lambda p: p)
+                outputs = spec.keras_outputs(raw, config, convert=lambda p: p)
                 return {name: outputs[name] for name in cotangents}, non_trainable
 
             outputs, backward, non_trainable = jax.vjp(forward, trainable_values, x, states, has_aux=True)
@@ -69,10 +74,12 @@ class KerasOnJax(KerasBackend):
             return grads, non_trainable
 
         if mode == "jit":
-            if "gradient" not in state:
-                state["gradient"] = jax.jit(pullback)
+            compiled = prepared.compiled
+            if ("gradient", training) not in compiled:
+                compiled[("gradient", training)] = jax.jit(pullback)
+            if "trainable" not in state:
                 self._read_variables(prepared)
-            (d_trainable, dx, dstates), state["non_trainable"] = state["gradient"](
+            (d_trainable, dx, dstates), state["non_trainable"] = compiled[("gradient", training)](
                 state["trainable"], state["non_trainable"], x, states, kwargs, cotangents)
         else:
             (d_trainable, dx, dstates), _ = pullback([v.value for v in trainable],
@@ -84,7 +91,7 @@ class KerasOnJax(KerasBackend):
 
     def reset(self, prepared: Prepared, mode: str) -> None:
         prepared.layer.reset_states()
-        if mode == "jit" and ("function" in prepared.state or "gradient" in prepared.state):
+        if mode == "jit" and "trainable" in prepared.state:
             self._read_variables(prepared)  # the states just reset, as the next stateless call must see them
 
     @staticmethod

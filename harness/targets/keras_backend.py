@@ -15,6 +15,7 @@ import numpy as np
 from harness import precision, versions
 from harness.case import Case
 from harness.errors import SystemFailure
+from harness.targets import build_cache
 from harness.targets.base import SystemRun
 
 BUILD_STAGE = "building the layer and setting the weights"
@@ -34,7 +35,14 @@ def import_keras(backend: str):
 class Prepared:
     case: Case
     layer: object
-    state: dict = field(default_factory=dict)  # what a mode keeps between calls (jit functions, variables)
+    state: dict = field(default_factory=dict)  # what a mode keeps between the calls of one run (variables' values)
+    entry: build_cache.Entry | None = None  # the layer's compiled functions, shared with cases of the same structure
+    key: tuple = ()  # the structure's key in build_cache
+
+    @property
+    def compiled(self) -> dict:
+        """Where a mode keeps its compiled function (jax.jit, torch.compile) for the next case of the structure."""
+        return self.entry.runners
 
 
 class KerasBackend:
@@ -63,15 +71,23 @@ class KerasBackend:
         return import_keras(self.backend)
 
     def prepare(self, case: Case) -> Prepared:
+        """The built layer: a kept one for a case of a structure seen before (build_cache), else a new one."""
         try:
             keras = self.keras()
-            first = case.calls[0].input
-            layer = case.spec.build_keras(keras, case.config, case.dtype,
-                                          first.shape[0] if case.stateful else None, first.shape[2])
-        except Exception as exc:  # noqa: BLE001 - whatever Keras raises is reported, not crashed on
-            raise SystemFailure(BUILD_STAGE, exc, self.label) from exc
-        self.set_weights(case, layer)
-        return Prepared(case, layer)
+        except Exception as exc:  # noqa: BLE001
+            raise SystemFailure("importing Keras", exc, self.label) from exc
+        key = build_cache.structure_key(case, self.name)
+        entry = build_cache.lookup(key, keras)
+        if entry is None:
+            try:
+                first = case.calls[0].input
+                layer = case.spec.build_keras(keras, case.config, case.dtype,
+                                              first.shape[0] if case.stateful else None, first.shape[2])
+            except Exception as exc:  # noqa: BLE001 - whatever Keras raises is reported, not crashed on
+                raise SystemFailure(BUILD_STAGE, exc, self.label) from exc
+            self.set_weights(case, layer)
+            entry = build_cache.store(key, layer, keras)
+        return Prepared(case, entry.layer, entry=entry, key=key)
 
     def set_weights(self, case: Case, layer) -> None:
         variable = precision.variable_dtype(case.dtype)
@@ -109,6 +125,8 @@ class KerasBackend:
         from harness.targets import differentiate  # noqa: PLC0415
 
         prepared = self.prepare(case)
+        self.set_weights(case, prepared.layer)  # a kept layer holds the last case's weights
+        prepared.state = {}
         variables = case.spec.keras_variables(prepared.layer)
         wanted = [variables[name] for name in differentiate.wanted_weights(case, variables)]
         shapes = {name: tuple(variable.shape) for name, variable in variables.items()}
@@ -122,6 +140,7 @@ class KerasBackend:
                     warnings.simplefilter("ignore", UserWarning)
                     grads = self.vjp(prepared, mode, wanted, x, kwargs, case.gradients.cotangents[number])
             except Exception as exc:  # noqa: BLE001
+                build_cache.forget(prepared.key)  # a layer a failure left half-way is never reused
                 raise SystemFailure(f"differentiating call {number + 1} ({mode} mode)", exc, self.label) from exc
             results.append(differentiate.collect(case, number, differentiate.sources(case, number, variables),
                                                  grads, shapes))
@@ -151,6 +170,13 @@ class KerasBackend:
         prepared.layer.reset_states()
 
     def run(self, prepared: Prepared, mode: str) -> SystemRun:
+        try:
+            return self._run(prepared, mode)
+        except SystemFailure:
+            build_cache.forget(prepared.key)  # a layer a failure left half-way is never reused
+            raise
+
+    def _run(self, prepared: Prepared, mode: str) -> SystemRun:
         case, layer = prepared.case, prepared.layer
         keras = self.keras()
         self.set_weights(case, layer)

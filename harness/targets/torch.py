@@ -24,9 +24,9 @@ class KerasOnTorch(KerasBackend):
 
         layer = prepared.layer
         if mode == "compile":
-            if "function" not in prepared.state:
-                prepared.state["function"] = torch.compile(layer)
-            layer = prepared.state["function"]
+            if "function" not in prepared.compiled:
+                prepared.compiled["function"] = torch.compile(layer)
+            layer = prepared.compiled["function"]
         with torch.no_grad():
             return layer(x, **kwargs)
 
