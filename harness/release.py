@@ -1,8 +1,8 @@
 """Releasing what TensorFlow keeps from case to case, so that a long run in one process (a fuzz campaign, a
 corpus run, pytest) stays within bounded memory.
 
-Each case builds its own layer and its own `tf.function`s (never shared between cases: see
-targets/tensorflow.py), and Python frees them; but TensorFlow's eager context keeps, in its kernel cache,
+A case builds its own layer and `tf.function`s unless one of its structure is kept (targets/build_cache.py),
+and Python frees what it drops; but TensorFlow's eager context keeps, in its kernel cache,
 a kernel for every function it ran and every op signature, until the cache is cleared: about 0.12 MiB a
 case, never returned (`bench/memory.py`; Python's own objects do not grow). Clearing it after every case
 would rebuild the eager kernels each time (about 20% more CPU), so it is cleared every EVERY cases, which
