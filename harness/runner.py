@@ -17,7 +17,7 @@ from harness.loader import load_case
 from harness.modes import modes_for
 from harness.noise import estimate_noise
 from harness.reference_runner import run_reference
-from harness.targets import SystemRun, SystemUnderTest, run_modes
+from harness.targets import SystemRun, SystemUnderTest, build_cache, run_modes
 from harness.verdict import apply_known_failure, compare_case
 from harness.versions import installed_versions, unmet
 
@@ -85,8 +85,10 @@ def run_case(case: Case, flavor: str | None = None, modes: tuple[str, ...] | Non
         with limits.watchdog():
             return _run_case(case, flavor or system.semantics(), run_modes_, system)
     except limits.CaseTimeout as exc:
+        build_cache.clear()  # a layer or trace stopped half-way is never reused
         return timeout_result(case, exc.args[0], time.perf_counter() - started)
     except Exception:  # noqa: BLE001 - reported in full, never hidden
+        build_cache.clear()
         trace = traceback.format_exc()
         return CaseResult(case.name, str(case.path), "harness-error", trace.strip().splitlines()[-1],
                           f"HARNESS-ERROR {case.name} ({case.path}): a bug in the harness, please report it\n{trace}")

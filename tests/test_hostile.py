@@ -180,6 +180,7 @@ def test_merge_keys_are_plain_data(write_case):
 # ---------------------------------------------------------------- the per-case time limit
 
 def test_a_case_past_its_time_limit_is_a_timeout(write_case):
+    from harness.targets import build_cache
     path = write_case("name: slow\nexecution: eager\nconfig: {units: 8, return_sequences: true}\n"
                       "input: {random: {seed: 1, shape: [4, 2000, 8]}}\n"
                       "weights: {kernel: {random: {seed: 2}}, recurrent_kernel: {random: {seed: 3}}, bias: {random: {seed: 4}}}\n")
@@ -193,6 +194,7 @@ def test_a_case_past_its_time_limit_is_a_timeout(write_case):
     assert result.message.endswith("beyond the limit case_seconds=0.5 (wall-clock seconds one case may run); "
                                    + limits.how_to_raise("case_seconds"))
     assert not result.ok
+    assert build_cache.describe().startswith("0 structures kept")  # a layer stopped half-way is not reused
 
 
 def test_the_watchdog_restores_an_outer_timer():
