@@ -289,10 +289,16 @@ def test_the_options_have_help(capsys):
 # ---------------------------------------------------------------- on Keras
 
 def test_small_campaign_has_no_false_alarm():
-    report = fuzz(examples=12, seed=0)
+    report = fuzz(examples=12, seed=0, per_structure=1)  # 12 structures: gradients among them
     assert report.ran == 12 and report.disagreements == []
     assert total(report, "dtype") == 12 and report.dimensions["gradients"]["checked"] > 0
     assert set(report.dimensions["execution mode"]) <= {"eager", "graph", "xla"}
+
+
+def test_a_campaign_by_structure_has_no_false_alarm():
+    """The default: 10 value draws per structure through one kept layer (the build cache)."""
+    report = fuzz(examples=20, seed=1)
+    assert report.ran == 20 and report.disagreements == [] and report.per_structure == PER_STRUCTURE
 
 
 def test_injected_fault_is_found_shrunk_and_saved(tmp_path):
