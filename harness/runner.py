@@ -132,7 +132,8 @@ def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnd
     gradient_note, first_gradients = None, {}
     if case.gradients is not None:
         gradient_note = _gradient_diffs(case, flavor, system, tuple(ran), diffs, errors, first_gradients,
-                                        noise.overflow_rows if noise else None)
+                                        noise.overflow_rows if noise else None,
+                                        gradients.chaotic_share(case, reference_calls, noise))
     spread = report.mode_spread({mode: run.outputs for mode, run in ran.items()})
     failed = any(not d.passed for _, d in diffs)
     outcome = "failed" if failed else "keras-error" if errors else "passed"
@@ -149,7 +150,8 @@ def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnd
 
 
 def _gradient_diffs(case: Case, flavor: str, system: SystemUnderTest, modes: tuple[str, ...], diffs: list,
-                    errors: dict, found_by_mode: dict, overflow_rows: list | None = None) -> str | None:
+                    errors: dict, found_by_mode: dict, overflow_rows: list | None = None,
+                    chaotic: list[float] | None = None) -> str | None:
     """Add the gradient comparisons of every mode to `diffs` (a mode whose differentiation raises goes to
     `errors`) and the system's gradients to `found_by_mode` (mode -> per call: name -> array, for record);
     returns a note naming the modes this system cannot differentiate and why (said, never silently
@@ -173,7 +175,7 @@ def _gradient_diffs(case: Case, flavor: str, system: SystemUnderTest, modes: tup
         found_by_mode[mode] = [{name: np.asarray(value, dtype=np.float64) for name, value in call.items()}
                                for call in found]
         if noise is None:
-            noise = gradients.gradient_noise(case, flavor, reference)
+            noise = gradients.gradient_noise(case, flavor, reference, chaotic)
         diffs.extend(gradients.compare(case, found, reference, system.label, mode, noise, overflow_rows))
     return gradient_note(system.name, modes, {mode: reasons[mode] for mode in unsupported})
 

@@ -76,3 +76,35 @@ def test_a_gradient_is_accepted_as_overflow_only_where_the_forward_ran_out_of_ra
     assert failing(None) == {"grad.input", "grad.kernel"}
     assert failing([np.zeros(batch, dtype=bool)]) == {"grad.input", "grad.kernel"}
     assert failing([np.ones(batch, dtype=bool)]) == set()
+
+
+CHAOTIC_CASE = REPO / "cases" / "gradients" / "gradients-chaotic-bfloat16-exponential-gates.yaml"
+
+
+def test_a_chaotic_forward_puts_its_noise_share_under_the_gradient_bound(monkeypatch):
+    """Found by the fuzzer: gradients through a forward whose mixed_bfloat16 rounding noise is 90x its size.
+    With the chaotic share the case passes; without it, the same run fails (the check can fail)."""
+    from harness.loader import load_case
+    from harness.noise import estimate_noise
+    from harness.reference_runner import run_reference
+    from harness.runner import run_case
+
+    case = load_case(CHAOTIC_CASE)
+    calls = run_reference(case, keras_flavor())
+    assert gradients.chaotic_share(case, calls, estimate_noise(case, keras_flavor(), calls))[0] > 10
+    assert run_case(case).outcome == "passed"
+    monkeypatch.setattr(gradients, "chaotic_share", lambda case, calls, noise: None)
+    assert run_case(case).outcome == "failed"
+
+
+@pytest.mark.parametrize("name", ["lstm-float64-60-steps.yaml", "gru-50-steps.yaml", "lstm-saturated-gates.yaml",
+                                  "simple-rnn-relu-masked.yaml"])
+def test_an_ordinary_forward_has_no_chaotic_share(name):
+    """The share is zero unless the forward's noise is not local: the gradient bounds of the corpus are unchanged."""
+    from harness.loader import load_case
+    from harness.noise import estimate_noise
+    from harness.reference_runner import run_reference
+
+    case = load_case(REPO / "cases" / "gradients" / name)
+    calls = run_reference(case, keras_flavor())
+    assert set(gradients.chaotic_share(case, calls, estimate_noise(case, keras_flavor(), calls))) == {0.0}
