@@ -30,10 +30,6 @@ from harness.discovery import load_corpus  # noqa: E402
 from harness.targets import build_cache, run_modes  # noqa: E402
 
 
-def structure(case) -> tuple:
-    return build_cache.structure_key(case)
-
-
 def repeated_corpus(structures: int, copies: int) -> list:
     """STRUCTURES distinct structures (cases that pass, no hand values or pinned modes kept), COPIES copies each,
     every copy's weights and inputs redrawn (normal, each array's own scale) so that no value repeats."""
@@ -42,7 +38,7 @@ def repeated_corpus(structures: int, copies: int) -> list:
         case = entry.case
         if case is None or case.known_failure or case.targets is not None or case.gradients is not None:
             continue
-        key = structure(case)
+        key = build_cache.structure_key(case)
         if key in seen:
             continue
         seen.add(key)

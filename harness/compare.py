@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness import hand_values
-from harness.tolerances import Tolerance
+from harness.tolerances import Tolerance, largest_finite
 
 # The named sources of one comparison. SYSTEM is the system under test; `label` names it in words.
 SYSTEM, REFERENCE, EXPECTED = "system", "reference", "expected"
@@ -94,8 +94,7 @@ def _close(a: np.ndarray, b: np.ndarray, bound: np.ndarray) -> np.ndarray:
 
 
 def _scale(reference: np.ndarray) -> float:
-    finite = np.abs(reference[np.isfinite(reference)])
-    return max(1.0, float(finite.max())) if finite.size else 1.0
+    return max(1.0, largest_finite(reference))
 
 
 def _bound(reference: np.ndarray, tolerance: Tolerance) -> np.ndarray:

@@ -237,7 +237,7 @@ def fuzz(examples: int, seed: int = 0, save: Path | None = None, flavor: str | N
         @given(case_documents(constraints, layer_names))
         def check(drawn_doc):
             for variant in range(per_structure):  # one structure, new values: through the same built layer
-                if report.ran >= examples and not found:
+                if report.ran >= examples and not found:  # hypothesis may call more often than max_examples
                     return
                 if not one_example(revalued(drawn_doc, variant)):
                     return  # refused: its other values would be too (counted once)
@@ -245,8 +245,6 @@ def fuzz(examples: int, seed: int = 0, save: Path | None = None, flavor: str | N
         def one_example(doc) -> bool:
             """Run one document; False if it was not run (a known defect, or the target cannot express it)."""
             shrinking = bool(found)
-            if report.ran >= examples and not shrinking:  # hypothesis may call more often than max_examples
-                return True
             if not shrinking:
                 report.drawn += 1
             defect = known_defect(doc, system.name)

@@ -152,20 +152,16 @@ def chaotic_share(case, forward_calls: list, noise) -> list[float]:
     ones): a backward pass through such a forward cannot be held closer than the forward, and gradient_noise
     says so."""
     from harness.reference_runner import reference_outputs  # noqa: PLC0415
-    from harness.tolerances import CHAOTIC, step_growth  # noqa: PLC0415
+    from harness.tolerances import chaotic, largest_finite  # noqa: PLC0415
 
     if noise is None:
         return [0.0] * len(case.calls)
-    unit = float(precision.finfo(precision.compute_dtype(case.dtype)).eps) / 2.0
     shares = []
     for call, result, measured in zip(case.calls, forward_calls, noise.per_call, strict=True):
         share = 0.0
         for name, values in reference_outputs(case, result).items():
-            finite = np.abs(values[np.isfinite(values)])
-            size = float(finite.max()) if finite.size else 0.0
-            largest = measured.get(name, 0.0)
-            if size > 0.0 and np.isfinite(largest) and \
-                    largest > CHAOTIC * unit * step_growth(call.input.shape[1]) * max(1.0, size):
+            size, largest = largest_finite(values), measured.get(name, 0.0)
+            if size > 0.0 and np.isfinite(largest) and chaotic(largest, case.dtype, call.input.shape[1], max(1.0, size)):
                 share = max(share, largest / size)
         shares.append(share)
     return shares
@@ -188,11 +184,12 @@ def gradient_noise(case, flavor: str, reference_calls: list[dict],
             for name, values in exact.items():
                 both = np.isfinite(values) & np.isfinite(other[name])
                 found[name] = max(found[name], float(np.max(np.abs(values[both] - other[name][both]), initial=0.0)))
+    from harness.tolerances import largest_finite  # noqa: PLC0415
+
     for found, exact, share in zip(noise, reference_calls, chaotic or [0.0] * len(noise)):
         for name, values in exact.items():  # a chaotic forward's share (chaotic_share) of each gradient's size
-            finite = np.abs(values[np.isfinite(values)])
-            if share and finite.size:
-                found[name] = max(found[name], share * float(finite.max()))
+            if share:
+                found[name] = max(found[name], share * largest_finite(values))
     return noise
 
 

@@ -132,8 +132,7 @@ def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnd
     gradient_note, first_gradients = None, {}
     if case.gradients is not None:
         gradient_note = _gradient_diffs(case, flavor, system, tuple(ran), diffs, errors, first_gradients,
-                                        noise.overflow_rows if noise else None,
-                                        gradients.chaotic_share(case, reference_calls, noise))
+                                        reference_calls, noise)
     spread = report.mode_spread({mode: run.outputs for mode, run in ran.items()})
     failed = any(not d.passed for _, d in diffs)
     outcome = "failed" if failed else "keras-error" if errors else "passed"
@@ -150,13 +149,13 @@ def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnd
 
 
 def _gradient_diffs(case: Case, flavor: str, system: SystemUnderTest, modes: tuple[str, ...], diffs: list,
-                    errors: dict, found_by_mode: dict, overflow_rows: list | None = None,
-                    chaotic: list[float] | None = None) -> str | None:
+                    errors: dict, found_by_mode: dict, forward_calls: list, forward_noise) -> str | None:
     """Add the gradient comparisons of every mode to `diffs` (a mode whose differentiation raises goes to
     `errors`) and the system's gradients to `found_by_mode` (mode -> per call: name -> array, for record);
     returns a note naming the modes this system cannot differentiate and why (said, never silently
     skipped). A system says why in `no_gradients` (mode -> reason); one without `gradients` cannot
-    differentiate at all."""
+    differentiate at all. `forward_calls` and `forward_noise` (noise.NoiseEstimate, or None) are the forward
+    reference's: its overflowed rows and a chaotic forward's noise bear on the gradients' bounds."""
     differentiate = getattr(system, "gradients", None)
     reasons = dict(getattr(system, "no_gradients", {}))
     if differentiate is None:
@@ -175,8 +174,10 @@ def _gradient_diffs(case: Case, flavor: str, system: SystemUnderTest, modes: tup
         found_by_mode[mode] = [{name: np.asarray(value, dtype=np.float64) for name, value in call.items()}
                                for call in found]
         if noise is None:
-            noise = gradients.gradient_noise(case, flavor, reference, chaotic)
-        diffs.extend(gradients.compare(case, found, reference, system.label, mode, noise, overflow_rows))
+            noise = gradients.gradient_noise(case, flavor, reference,
+                                             gradients.chaotic_share(case, forward_calls, forward_noise))
+        diffs.extend(gradients.compare(case, found, reference, system.label, mode, noise,
+                                       forward_noise.overflow_rows if forward_noise else None))
     return gradient_note(system.name, modes, {mode: reasons[mode] for mode in unsupported})
 
 

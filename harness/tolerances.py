@@ -88,6 +88,19 @@ def step_growth(timesteps: int) -> float:
     return math.sqrt(max(timesteps, 1))
 
 
+def largest_finite(values: np.ndarray) -> float:
+    """The largest |value| among the finite ones; 0.0 when there is none."""
+    finite = np.abs(values[np.isfinite(values)])
+    return float(finite.max()) if finite.size else 0.0
+
+
+def chaotic(largest_noise: float, case_dtype: str, timesteps: int, scale: float) -> bool:
+    """Whether an output's largest measured rounding noise is not local: above CHAOTIC unit roundoffs of the
+    compute dtype x sqrt(steps) x `scale` (max(1, the output's largest size))."""
+    unit = float(finfo(compute_dtype(case_dtype)).eps) / 2.0  # eps is 2u
+    return largest_noise > CHAOTIC * unit * step_growth(timesteps) * scale
+
+
 def resolve(case_tolerance: dict, case_dtype: str, output: str, timesteps: int, noise: float = 0.0) -> Tolerance:
     """The tolerance for one output: per-output override, else case-wide, else the dtype default.
 
@@ -122,13 +135,11 @@ def measured(case_dtype: str, output: str, timesteps: int, element_noise: np.nda
     compute = compute_dtype(case_dtype)
     largest = float(np.nanmax(element_noise, initial=0.0)) if element_noise.size else 0.0
     flat = resolve({}, case_dtype, output, timesteps, largest)
-    finite = np.abs(reference[np.isfinite(reference)])
-    scale = max(1.0, float(finite.max())) if finite.size else 1.0
     unit = float(finfo(compute).eps) / 2.0  # eps is 2u
     growth = step_growth(timesteps)
     if not element_noise.size or np.isnan(element_noise).all():  # nothing measured: the flat default
         return Tolerance(flat.rtol, flat.atol, flat.source, flat.noise_floor, flat)
-    if not math.isfinite(largest) or largest > CHAOTIC * unit * growth * scale:
+    if not math.isfinite(largest) or chaotic(largest, case_dtype, timesteps, max(1.0, largest_finite(reference))):
         return Tolerance(flat.rtol, flat.atol, flat.source + ", chaotic: noise not local", flat.noise_floor, flat)
     safety, share, rtol_units, atol_units = MEASURED[compute]
     own = np.where(np.isnan(element_noise), largest, element_noise)  # a run that overflowed there: the largest

@@ -137,7 +137,6 @@ def test_a_layer_that_raised_is_dropped():
 def test_the_cache_is_bounded(monkeypatch):
     monkeypatch.setattr(build_cache, "MAX_ENTRIES", 2)
     case = load_case(REPO / "cases" / "seed" / "seed-linear-gates.yaml")
-    system = targets.get()
     for units in (1, 2, 3):
         config = {**case.config, "units": units}
         weights = {k: np.resize(v, v.shape[:-1] + (v.shape[-1] // case.config["units"] * units,)) if k != "recurrent_kernel"

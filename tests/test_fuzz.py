@@ -283,7 +283,7 @@ def test_the_options_have_help(capsys):
     shown = " ".join(capsys.readouterr().out.split())
     assert "--examples EXAMPLES how many generated cases must run on the target" in shown
     assert "--seed SEED the campaign's seed" in shown and "--literal with --save: write the arrays as literal" in shown
-    assert f"--per-structure K run each drawn structure" in shown and f"(default {PER_STRUCTURE}," in shown
+    assert "--per-structure K run each drawn structure" in shown and f"(default {PER_STRUCTURE}," in shown
 
 
 # ---------------------------------------------------------------- on Keras

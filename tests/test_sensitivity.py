@@ -4,7 +4,6 @@ falls back to the flat floor where the noise is not local, and catches what the 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from harness import precision, tolerances
 from harness.compare import diff_output

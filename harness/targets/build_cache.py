@@ -30,6 +30,7 @@ from typing import Iterator
 
 from harness import release
 from harness.case import Case
+from harness.errors import SystemFailure
 
 MAX_ENTRIES = 48  # structures kept; an entry holds a small layer and its traces (about 1-3 MiB with XLA)
 ENABLED = True
@@ -110,9 +111,25 @@ def store(key: tuple, layer, keras) -> Entry:
     return entry
 
 
+def kept(key: tuple, keras, build) -> Entry:
+    """The entry of this structure built with the code now running, else a new one holding `build()`'s layer."""
+    entry = lookup(key, keras)
+    return entry if entry is not None else store(key, build(), keras)
+
+
 def forget(key: tuple) -> None:
     """Drop an entry whose layer raised: what a failed call left behind is never reused."""
     _entries.pop(key, None)
+
+
+@contextlib.contextmanager
+def dropped_on_failure(key: tuple) -> Iterator[None]:
+    """Within it, a SystemFailure (setting the weights, a mode's run, differentiating) drops the entry."""
+    try:
+        yield
+    except SystemFailure:
+        forget(key)
+        raise
 
 
 def clear() -> None:

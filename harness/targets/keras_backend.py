@@ -77,17 +77,18 @@ class KerasBackend:
         except Exception as exc:  # noqa: BLE001
             raise SystemFailure("importing Keras", exc, self.label) from exc
         key = build_cache.structure_key(case, self.name)
-        entry = build_cache.lookup(key, keras)
-        if entry is None:
-            try:
-                first = case.calls[0].input
-                layer = case.spec.build_keras(keras, case.config, case.dtype,
-                                              first.shape[0] if case.stateful else None, first.shape[2])
-            except Exception as exc:  # noqa: BLE001 - whatever Keras raises is reported, not crashed on
-                raise SystemFailure(BUILD_STAGE, exc, self.label) from exc
-            self.set_weights(case, layer)
-            entry = build_cache.store(key, layer, keras)
+        entry = build_cache.kept(key, keras, lambda: self._build(keras, case))
+        with build_cache.dropped_on_failure(key):
+            self.set_weights(case, entry.layer)
         return Prepared(case, entry.layer, entry=entry, key=key)
+
+    def _build(self, keras, case: Case):
+        try:
+            first = case.calls[0].input
+            return case.spec.build_keras(keras, case.config, case.dtype,
+                                         first.shape[0] if case.stateful else None, first.shape[2])
+        except Exception as exc:  # noqa: BLE001 - whatever Keras raises is reported, not crashed on
+            raise SystemFailure(BUILD_STAGE, exc, self.label) from exc
 
     def set_weights(self, case: Case, layer) -> None:
         variable = precision.variable_dtype(case.dtype)
@@ -122,11 +123,13 @@ class KerasBackend:
         """Per call: gradient name -> float64 values, each call differentiated on its own (a stateful layer's
         carried state a constant of the call, as the `tensorflow` target does); raises SystemFailure. The
         backend's own differentiation is `vjp`."""
+        prepared = self.prepare(case)
+        with build_cache.dropped_on_failure(prepared.key):  # a layer a failure left half-way is never reused
+            return self._gradients(case, prepared, mode)
+
+    def _gradients(self, case: Case, prepared: Prepared, mode: str) -> list[dict[str, np.ndarray]]:
         from harness.targets import differentiate  # noqa: PLC0415
 
-        prepared = self.prepare(case)
-        self.set_weights(case, prepared.layer)  # a kept layer holds the last case's weights
-        prepared.state = {}
         variables = case.spec.keras_variables(prepared.layer)
         wanted = [variables[name] for name in differentiate.wanted_weights(case, variables)]
         shapes = {name: tuple(variable.shape) for name, variable in variables.items()}
@@ -140,7 +143,6 @@ class KerasBackend:
                     warnings.simplefilter("ignore", UserWarning)
                     grads = self.vjp(prepared, mode, wanted, x, kwargs, case.gradients.cotangents[number])
             except Exception as exc:  # noqa: BLE001
-                build_cache.forget(prepared.key)  # a layer a failure left half-way is never reused
                 raise SystemFailure(f"differentiating call {number + 1} ({mode} mode)", exc, self.label) from exc
             results.append(differentiate.collect(case, number, differentiate.sources(case, number, variables),
                                                  grads, shapes))
@@ -170,11 +172,8 @@ class KerasBackend:
         prepared.layer.reset_states()
 
     def run(self, prepared: Prepared, mode: str) -> SystemRun:
-        try:
+        with build_cache.dropped_on_failure(prepared.key):  # a layer a failure left half-way is never reused
             return self._run(prepared, mode)
-        except SystemFailure:
-            build_cache.forget(prepared.key)  # a layer a failure left half-way is never reused
-            raise
 
     def _run(self, prepared: Prepared, mode: str) -> SystemRun:
         case, layer = prepared.case, prepared.layer

@@ -125,28 +125,26 @@ class KerasOnTensorFlow:
             raise SystemFailure("importing Keras", exc, self.label) from exc
         arguments = _call_arguments(case)
         key = build_cache.structure_key(case, self.name)
-        entry = build_cache.lookup(key, keras)
-        if entry is None:
-            first = case.calls[0].input
-            try:
-                layer = case.spec.build_keras(keras, case.config, case.dtype,
-                                              first.shape[0] if case.stateful else None, first.shape[2])
-            except Exception as exc:  # noqa: BLE001
-                raise SystemFailure(BUILD_STAGE, exc, self.label) from exc
-            set_weights(case, layer, self.label)  # a weight Keras refuses fails the case as a whole, not mode by mode
-            entry = build_cache.store(key, layer, keras)
+        entry = build_cache.kept(key, keras, lambda: self._build(keras, case))
+        with build_cache.dropped_on_failure(key):
+            set_weights(case, entry.layer, self.label)  # a weight Keras refuses fails the case as a whole
         return Prepared(case, entry.layer, arguments, entry, key)
+
+    def _build(self, keras, case: Case):
+        first = case.calls[0].input
+        try:
+            return case.spec.build_keras(keras, case.config, case.dtype,
+                                         first.shape[0] if case.stateful else None, first.shape[2])
+        except Exception as exc:  # noqa: BLE001
+            raise SystemFailure(BUILD_STAGE, exc, self.label) from exc
 
     def run(self, prepared: Prepared, mode: str) -> SystemRun:
         """Every call of the case in one mode, from the case's weights and zero states: both are set again
         first, so nothing an earlier mode did to the layer (even a defect that writes a weight) carries over.
         One layer serves every mode (tests/test_modes.py checks the results equal those of a fresh layer
         per mode, bit for bit)."""
-        try:
+        with build_cache.dropped_on_failure(prepared.key):  # a layer a failure left half-way is never reused
             return self._run(prepared, mode)
-        except SystemFailure:
-            build_cache.forget(prepared.key)  # a layer a failure left half-way is never reused
-            raise
 
     def _run(self, prepared: Prepared, mode: str) -> SystemRun:
         case, layer, arguments = prepared.case, prepared.layer, prepared.arguments
@@ -179,14 +177,10 @@ def gradients(system: KerasOnTensorFlow, case: Case, mode: str) -> list[dict[str
     watched tensors. Raises SystemFailure."""
     prepared = system.prepare(case)
     layer = prepared.layer
-    set_weights(case, layer, system.label)  # a cached layer holds the last case's weights
-    try:
+    with build_cache.dropped_on_failure(prepared.key):
         return tape_gradients(case, case.spec.keras_variables(layer), lambda x, kwargs: layer(x, **kwargs),
                               layer.reset_states, prepared.arguments, mode, system.label,
                               traced=prepared.entry.gradient_runners)
-    except SystemFailure:
-        build_cache.forget(prepared.key)
-        raise
 
 
 def tape_gradients(case: Case, variables: dict, call, reset, arguments: list, mode: str, label: str,
