@@ -6,9 +6,13 @@ Usage:
       pass: current RSS (/proc/self/status VmRSS), peak RSS (ru_maxrss), Python objects alive, and with
       --trace the tracemalloc lines that grew most since pass 1 (Python allocations only: what TensorFlow's
       C++ keeps shows in RSS, not here).
-  .venv/bin/python bench/memory.py fuzz [--checkpoints 100,500,2000] [--seed 0]
-      `harness fuzz` in this process, in campaigns of examples up to each checkpoint (seeds seed, seed+1,
-      ...); RSS at each checkpoint. The target: at 2000 examples within 1.5x the RSS at 100.
+  .venv/bin/python bench/memory.py fuzz [--checkpoints 100,500,2000] [--seed 0] [--target T] [--in-process]
+      `harness fuzz` as the CLI runs it: the target in a worker process replaced when its memory grows past
+      targets.RECYCLE_ABOVE x its first case's (targets.recycled); in campaigns of examples up to each checkpoint
+      (seeds seed, seed+1, ...). At each checkpoint the RSS of this process and of its workers, summed (the
+      figure the target is about: at 2000 examples within 1.5x the sum at 100), and how many workers were
+      replaced. --in-process: the target in this process instead, as before issue 15's worker (tensorflow and
+      the converted targets only).
 
 Both take --release-every N: how many cases between two releases of TensorFlow's kernel cache by the runner
 (harness/release.py; default: its EVERY); 0 never, the behaviour before issue 15. Figures are printed,
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import resource
 import sys
 import time
@@ -27,6 +32,24 @@ from pathlib import Path
 
 DEFAULT_SUBSET = ["cases/seed", "cases/masking", "cases/gru/masking", "cases/simple-rnn/masking",
                   "cases/bidirectional/masking", "cases/stateful", "cases/code-paths"]
+
+
+def tree_rss_mib() -> float:
+    """The resident set size of this process and of its child processes (the workers), summed, in MiB."""
+    me, total = os.getpid(), 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            if int(entry) != me and parent != me:
+                continue
+            with open(f"/proc/{entry}/status") as status:
+                total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+        except (OSError, StopIteration, ValueError):
+            continue  # ended meanwhile
+    return total
 
 
 def rss_mib() -> tuple[float, float]:
@@ -70,20 +93,25 @@ def passes(paths: list[str], count: int, trace: bool) -> None:
                 print(f"      {frame}")
 
 
-def fuzz_campaign(checkpoints: list[int], seed: int) -> None:
+def fuzz_campaign(checkpoints: list[int], seed: int, target: str, in_process: bool) -> None:
     from harness import targets
     from harness.fuzz import fuzz
-    from harness.versions import keras_flavor
 
+    system = targets.get(target) if in_process else targets.recycled(target)
+    where = "in this process" if in_process else f"in a worker replaced past {system.recycle_above}x its first RSS"
+    print(f"fuzz on {target} {where}")
     started = time.perf_counter()
     print(line("start", started), flush=True)
     done, found = 0, 0
     for number, checkpoint in enumerate(checkpoints):
-        report = fuzz(checkpoint - done, seed + number, None, keras_flavor(), system=targets.get())
+        report = fuzz(checkpoint - done, seed + number, None, system=system)
         done += report.ran
         found += len(report.disagreements)
         gc.collect()
-        print(line(f"{done} examples", started) + f"  disagreements so far {found}", flush=True)
+        replaced = (f"  worker peak {system.largest_rss:5.0f} MiB, replaced {system.recycled}x"
+                    if not in_process else "")
+        print(line(f"{done} examples", started) + f"  with workers {tree_rss_mib():7.0f} MiB{replaced}"
+              f"  disagreements so far {found}", flush=True)
 
 
 def main() -> None:
@@ -96,6 +124,8 @@ def main() -> None:
     f = sub.add_parser("fuzz")
     f.add_argument("--checkpoints", default="100,500,2000")
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--target", default="tensorflow")
+    f.add_argument("--in-process", action="store_true")
     for command in (p, f):
         command.add_argument("--release-every", type=int, default=None)
     args = parser.parse_args()
@@ -108,7 +138,7 @@ def main() -> None:
     if args.what == "passes":
         passes(args.paths, args.passes, args.trace)
     else:
-        fuzz_campaign([int(n) for n in args.checkpoints.split(",")], args.seed)
+        fuzz_campaign([int(n) for n in args.checkpoints.split(",")], args.seed, args.target, args.in_process)
 
 
 if __name__ == "__main__":

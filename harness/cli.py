@@ -377,10 +377,14 @@ def cmd_fuzz(args) -> int:
     console = Console(highlight=False, soft_wrap=True)
     started = time.perf_counter()
     target = (args.target or (targets.DEFAULT_TARGET,))[0]
-    report = fuzz(args.examples, args.seed, Path(args.save) if args.save else None, system=targets.get(target),
+    system = targets.recycled(target)  # a worker replaced as its memory grows: a long campaign stays bounded
+    report = fuzz(args.examples, args.seed, Path(args.save) if args.save else None, system=system,
                   literal=args.literal, per_structure=args.per_structure or PER_STRUCTURE)
     for line in summary(report, time.perf_counter() - started, args.seed):
         console.print(line, markup=False)
+    if system.recycled:
+        console.print(f"  the target's worker process was replaced {system.recycled}x as its memory grew (past "
+                      f"{system.recycle_above}x its first case's)", markup=False)
     table = Table(title=f"examples per configuration dimension ({report.ran} examples)")
     table.add_column("dimension")
     table.add_column("value: examples")

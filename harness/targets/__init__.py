@@ -7,6 +7,8 @@
     saved-model the layer in a model saved and loaded back, in this process (saved_model.py): keras, export
     tflite      the layer's model converted to TFLite, run by LiteRT, in this process (tflite.py): interpreter
     onnx        the layer's model converted by tf2onnx, run by onnxruntime, in this process (onnx.py): onnxruntime
+
+`harness fuzz` runs its target, whichever, in a worker process replaced as its memory grows (recycled()).
 """
 
 from __future__ import annotations
@@ -20,27 +22,28 @@ DEFAULT_TARGET = "tensorflow"
 WORKERS = {"jax": ("harness.targets.jax.KerasOnJax", "harness.targets.jax.before_import"),
            "torch": ("harness.targets.torch.KerasOnTorch", None),
            "tf-keras": ("harness.targets.tf_keras.TfKeras", None)}
+# the adapters of the targets that run in this process (targets.recycled hosts them in a worker too)
+IN_PROCESS = {"tensorflow": "harness.targets.tensorflow.KerasOnTensorFlow",
+              "saved-model": "harness.targets.saved_model.SavedModel",
+              "tflite": "harness.targets.tflite.TFLite",
+              "onnx": "harness.targets.onnx.Onnx"}
+# a recycled worker is replaced once its resident memory is this many times what it was after its first case
+RECYCLE_ABOVE = 1.4
 # name -> (how to make it, the distributions it needs)
 _REGISTRY = {
-    "tensorflow": (lambda: _tensorflow(), ("keras",)),
+    "tensorflow": (lambda: _local(IN_PROCESS["tensorflow"]), ("keras",)),
     "jax": (lambda: _worker(*WORKERS["jax"]), ("jax",)),
     "torch": (lambda: _worker(*WORKERS["torch"]), ("torch",)),
     "tf-keras": (lambda: _worker(*WORKERS["tf-keras"]), ("tf-keras",)),
-    "saved-model": (lambda: _local("harness.targets.saved_model.SavedModel"), ("keras",)),
-    "tflite": (lambda: _local("harness.targets.tflite.TFLite"), ("keras", "ai-edge-litert")),
-    "onnx": (lambda: _local("harness.targets.onnx.Onnx"), ("keras", "tf2onnx", "onnxruntime")),
+    "saved-model": (lambda: _local(IN_PROCESS["saved-model"]), ("keras",)),
+    "tflite": (lambda: _local(IN_PROCESS["tflite"]), ("keras", "ai-edge-litert")),
+    "onnx": (lambda: _local(IN_PROCESS["onnx"]), ("keras", "tf2onnx", "onnxruntime")),
 }
 NAMES = tuple(_REGISTRY)
 INSTALL_HINT = {"jax": 'pip install ".[jax]"', "torch": 'pip install ".[torch]" (the CPU build; see pyproject.toml)',
                 "tf-keras": "pip install --no-deps tf-keras==<your TensorFlow's version> (--no-deps: it requires the "
                             "full `tensorflow` distribution, which would install over tensorflow-cpu)",
                 "tflite": 'pip install ".[export]"', "onnx": 'pip install ".[export]"'}
-
-
-def _tensorflow():
-    from harness.targets.tensorflow import KerasOnTensorFlow  # noqa: PLC0415
-
-    return KerasOnTensorFlow()
 
 
 def _local(adapter: str):
@@ -94,6 +97,17 @@ def with_fault(name: str, fault: str):
     """A worker target whose worker processes run with the fault `fault` (harness/faults.py) installed:
     fresh processes of its own, never shared with `get(name)`'s; its close() uninstalls the fault and ends them."""
     return _worker(*WORKERS[name], fault=fault)
+
+
+def recycled(name: str, above: float = RECYCLE_ABOVE):
+    """The target in a worker process of its own that is replaced whenever its resident memory grows past
+    `above` times what it was after its first case (harness/targets/worker.py): what a long fuzz campaign
+    runs on, so that it stays within bounded memory whatever the target keeps per structure. The in-process
+    targets (tensorflow, the converted ones) run in such a worker too; results are the same as in-process."""
+    adapter, hook = WORKERS[name] if name in WORKERS else (IN_PROCESS[name], None)
+    from harness.targets.worker import InWorker  # noqa: PLC0415
+
+    return InWorker(adapter, hook, recycle_above=above)
 
 
 _MADE: dict[str, SystemUnderTest] = {}

@@ -39,6 +39,7 @@ class ConvertedTarget:
 
     name = ""
     label = ""
+    backend = "tensorflow"  # a worker hosting it (targets.recycled) sets KERAS_BACKEND to this
     modes: tuple[str, ...] = ()
     default_modes: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()

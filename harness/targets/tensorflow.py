@@ -97,6 +97,7 @@ class KerasOnTensorFlow:
 
     name = "tensorflow"
     label = LABEL
+    backend = "tensorflow"  # a worker hosting it (targets.recycled) sets KERAS_BACKEND to this
     modes = MODES
     default_modes = DEFAULT_MODES  # a case's `execution:` or the run's --mode choose among these
 

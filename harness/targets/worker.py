@@ -6,7 +6,15 @@ modes with the reason, and the next case starts a fresh worker.
 
 `harness selftest` asks for a worker with a fault installed (`InWorker(..., fault=NAME)`): a pool of its
 own, never shared with the fault-free workers, whose process installs the fault (harness/faults.py, by
-name) right after Keras's import; `close()` uninstalls it there and ends the process."""
+name) right after Keras's import; `close()` uninstalls it there and ends the process.
+
+A long campaign asks for a worker that is replaced as its memory grows (`InWorker(..., recycle_above=R)`,
+harness/fuzz.py via targets.recycled): what TensorFlow and XLA keep per traced structure is never returned
+to the process (issue 15: about 5 MiB per structure with XLA), so the worker reports its resident memory
+after each call and is ended once that is more than R times what it was after its first call; the next
+case starts a fresh one. Results do not depend on it: a fresh process builds what the build cache would
+have reused, and that is bit-identical (tests/test_build_cache.py). A case stopped by the watchdog ends its
+worker too (it would otherwise run on, and the next case would wait behind it)."""
 
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ from harness.case import Case
 from harness.errors import SystemFailure
 
 _POOLS: dict[str, ProcessPoolExecutor] = {}
+_FIRST_RSS: dict[str, float] = {}  # pool key -> its process's resident MiB after its first call
 _FAULT = contextlib.ExitStack()  # in a worker started with a fault: what uninstalls it
 
 
@@ -51,35 +60,65 @@ def _remove_fault() -> int:
     return os.getpid()
 
 
-def _run(adapter: str, case: Case, modes: tuple[str, ...]) -> dict:
+def _resident_mib() -> float:
+    """This process's resident set size now, in MiB (Linux; 0 where /proc is not there)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _run(adapter: str, case: Case, modes: tuple[str, ...]) -> tuple[dict, float]:
+    """In the worker: every mode's run (or {"prepare": the failure}) and the process's resident MiB after."""
+    from harness import release  # noqa: PLC0415
     from harness.targets.base import run_modes  # noqa: PLC0415
 
     module, name = adapter.rsplit(".", 1)
     system = getattr(importlib.import_module(module), name)()
     try:
-        return run_modes(system, case, modes)
+        return run_modes(system, case, modes), _resident_mib()
     except SystemFailure as failure:  # could not build: the same failure for every mode
-        return {"prepare": failure}
+        return {"prepare": failure}, _resident_mib()
+    finally:
+        release.after_case()  # the runner's release happens in the process that holds TensorFlow: this one
 
 
 def _gradients(adapter: str, case: Case, mode: str):
     """The adapter's gradients of the case in `mode`, in the worker: per call, name -> float64 array, or the
-    SystemFailure (returned, so that it crosses back as the forward run's do)."""
+    SystemFailure (returned, so that it crosses back as the forward run's do); and the resident MiB after."""
     module, name = adapter.rsplit(".", 1)
     system = getattr(importlib.import_module(module), name)()
     try:
-        return system.gradients(case, mode)
+        return system.gradients(case, mode), _resident_mib()
     except SystemFailure as failure:
-        return failure
+        return failure, _resident_mib()
+
+
+def _end(key: str) -> None:
+    """End a pool's process now (killed: it may be busy with a case the parent gave up on)."""
+    pool = _POOLS.pop(key, None)
+    _FIRST_RSS.pop(key, None)
+    if pool is None:
+        return
+    for process in list(getattr(pool, "_processes", {}).values()):  # the executor has no public kill
+        process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 class InWorker:
     """The adapter `adapter` ("module.Class"), run in a worker process for its backend."""
 
-    def __init__(self, adapter: str, hook: str | None = None, fault: str | None = None):
+    def __init__(self, adapter: str, hook: str | None = None, fault: str | None = None,
+                 recycle_above: float | None = None):
         module, name = adapter.rsplit(".", 1)
         self.local = getattr(importlib.import_module(module), name)()  # metadata only: imports no backend
-        self.adapter, self.hook, self.fault = adapter, hook, fault
+        self.adapter, self.hook, self.fault, self.recycle_above = adapter, hook, fault, recycle_above
+        self.recycled = 0  # workers this adapter ended for their memory
+        self.largest_rss = 0.0  # MiB: the most any of its workers reported after a call (bench/memory.py)
         self.removed = False  # the fault was uninstalled (uninstall()): no new process gets it
         self.name, self.label, self.modes = self.local.name, self.local.label, self.local.modes
         self.default_modes = self.local.default_modes
@@ -109,6 +148,8 @@ class InWorker:
         key = f"{self.name}:{variant}" if variant else self.name
         if self.fault:
             key = f"{key}+fault:{self.fault}"  # its own pool: a fault never reaches a fault-free worker
+        if self.recycle_above:
+            key = f"{key}+recycled"  # its own pool: a run's workers are never ended under it
         if key not in _POOLS:
             hook = self.hook if variant else None
             fault = None if self.removed else self.fault
@@ -135,6 +176,7 @@ class InWorker:
             return
         self.uninstall()
         for key in self._fault_keys():
+            _FIRST_RSS.pop(key, None)
             _POOLS.pop(key).shutdown(wait=True, cancel_futures=True)
 
     def _fault_keys(self) -> list[str]:
@@ -142,12 +184,7 @@ class InWorker:
 
     def run_all(self, case: Case, modes: tuple[str, ...]) -> dict:
         """Prepare and run every mode in the worker; raises SystemFailure when the layer cannot be built."""
-        key, pool = self._pool(case)
-        try:
-            results = pool.submit(_run, self.adapter, case, modes).result()
-        except BrokenProcessPool as exc:
-            _POOLS.pop(key, None)
-            raise SystemFailure("running in its worker process (the process died)", exc, self.label) from exc
+        results = self._call(case, "running in its worker process (the process died)", _run, modes)
         if "prepare" in results:
             raise results["prepare"]
         return results
@@ -155,16 +192,30 @@ class InWorker:
     def _gradients(self, case: Case, mode: str) -> list[dict]:
         """The case's gradients in `mode`, computed in the same worker as its forward run (the same variant:
         float64 cases on JAX in the x64 one); raises SystemFailure."""
-        key, pool = self._pool(case)
-        try:
-            found = pool.submit(_gradients, self.adapter, case, mode).result()
-        except BrokenProcessPool as exc:
-            _POOLS.pop(key, None)
-            raise SystemFailure(f"differentiating in its worker process ({mode} mode; the process died)", exc,
-                                self.label) from exc
+        found = self._call(case, f"differentiating in its worker process ({mode} mode; the process died)",
+                           _gradients, mode)
         if isinstance(found, SystemFailure):
             raise found
         return found
+
+    def _call(self, case: Case, died: str, function, *args):
+        """`function(adapter, case, *args)` in the case's worker; the worker ended if the parent stops
+        waiting (the watchdog's timeout, ^C) or, with recycle_above, once its memory grew past that."""
+        key, pool = self._pool(case)
+        try:
+            value, resident = pool.submit(function, self.adapter, case, *args).result()
+        except BrokenProcessPool as exc:
+            _end(key)
+            raise SystemFailure(died, exc, self.label) from exc
+        except BaseException:
+            _end(key)
+            raise
+        first = _FIRST_RSS.setdefault(key, resident)
+        self.largest_rss = max(self.largest_rss, resident)
+        if self.recycle_above and resident > first * self.recycle_above:
+            _end(key)
+            self.recycled += 1
+        return value
 
 
 @atexit.register
