@@ -4,7 +4,6 @@ while it stays below; a case the watchdog stops ends its worker, and the next ca
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from harness import limits, targets
