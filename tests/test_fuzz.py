@@ -311,3 +311,12 @@ def test_injected_fault_is_found_shrunk_and_saved(tmp_path):
     assert case.layer == "LSTM" and case.units <= 2 and case.calls[0].input.shape[:2] <= (1, 2)  # shrunk
     assert run_case(case).outcome == "passed"  # the saved case passes against the real Keras
     assert yaml.safe_load(found.saved.read_text())["tags"] == ["fuzz"]
+
+
+def test_the_cli_campaign_runs_in_a_worker_and_says_when_it_was_replaced(capsys, monkeypatch):
+    monkeypatch.setattr(targets, "RECYCLE_ABOVE", 0.5)  # past it after every call: replaced each time
+    assert main(["fuzz", "--examples", "2", "--per-structure", "2", "--seed", "3"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("2 examples ran in ") and ", 0 disagreements" in shown.splitlines()[0]
+    replaced = re.search(r"the target's worker process was replaced (\d+)x as its memory grew \(past 0.5x its first case's\)", shown)
+    assert replaced and int(replaced[1]) >= 2

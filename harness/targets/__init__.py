@@ -99,15 +99,15 @@ def with_fault(name: str, fault: str):
     return _worker(*WORKERS[name], fault=fault)
 
 
-def recycled(name: str, above: float = RECYCLE_ABOVE):
+def recycled(name: str, above: float | None = None):
     """The target in a worker process of its own that is replaced whenever its resident memory grows past
-    `above` times what it was after its first case (harness/targets/worker.py): what a long fuzz campaign
+    `above` (default RECYCLE_ABOVE) times what it was after its first case (harness/targets/worker.py): what a long fuzz campaign
     runs on, so that it stays within bounded memory whatever the target keeps per structure. The in-process
     targets (tensorflow, the converted ones) run in such a worker too; results are the same as in-process."""
     adapter, hook = WORKERS[name] if name in WORKERS else (IN_PROCESS[name], None)
     from harness.targets.worker import InWorker  # noqa: PLC0415
 
-    return InWorker(adapter, hook, recycle_above=above)
+    return InWorker(adapter, hook, recycle_above=above or RECYCLE_ABOVE)
 
 
 _MADE: dict[str, SystemUnderTest] = {}
