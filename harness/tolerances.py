@@ -46,12 +46,16 @@ NOISE_SAFETY = 30.0
 
 
 # Per compute dtype, the measured default: (SAFETY times each element's noise, share of the output's largest
-# noise every element gets at least, rtol and atol in unit roundoffs per sqrt(step)). Chosen on the corpus and
-# 240 survey cases (bench/sensitivity.py): the largest error stays under half of the bound in every dtype.
+# noise every element gets at least, rtol and atol in unit roundoffs per sqrt(step)). float32 and float16 were
+# chosen by pricing candidate values offline on every forward output of the corpus and 150 survey cases on
+# tensorflow, jax, torch, tf-keras and the converted targets, unperturbed and under h x (1 + eps) (issue 17):
+# the atol (an absolute floor: what hides an error in the elements below 1) and the safety factor are what kept
+# small errors in; rtol stays at 4u, since TensorFlow's float32 tanh and sigmoid are up to ~4u off by themselves
+# (a one-step GRU: 0.55 of the bound, the largest error of all). float64 and bfloat16 are as first chosen.
 MEASURED: dict[str, tuple[float, float, float, float]] = {
     "float64": (20.0, 0.3, 4.0, 4.0),
-    "float32": (20.0, 0.3, 4.0, 4.0),
-    "float16": (10.0, 0.3, 4.0, 2.0),
+    "float32": (10.0, 0.3, 4.0, 1.0),
+    "float16": (8.0, 0.3, 3.0, 1.0),
     "bfloat16": (10.0, 0.3, 4.0, 2.0),
 }
 ENABLED = True  # bench/sensitivity.py turns it off to print the flat defaults' figures beside these in one run
