@@ -104,7 +104,7 @@ def _end(key: str) -> None:
     _FIRST_RSS.pop(key, None)
     if pool is None:
         return
-    for process in list(getattr(pool, "_processes", {}).values()):  # the executor has no public kill
+    for process in list((getattr(pool, "_processes", None) or {}).values()):  # the executor has no public kill
         process.kill()
     pool.shutdown(wait=True, cancel_futures=True)
 
