@@ -72,40 +72,49 @@ def _resident_mib() -> float:
     return 0.0
 
 
-def _run(adapter: str, case: Case, modes: tuple[str, ...]) -> tuple[dict, float]:
-    """In the worker: every mode's run (or {"prepare": the failure}) and the process's resident MiB after."""
+def _adapter(adapter: str):
+    """An instance of the adapter class named "module.Class"."""
+    module, name = adapter.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)()
+
+
+def _run(adapter: str, case: Case, modes: tuple[str, ...]) -> dict:
+    """In the worker: every mode's run, or {"prepare": the failure}."""
     from harness import release  # noqa: PLC0415
     from harness.targets.base import run_modes  # noqa: PLC0415
 
-    module, name = adapter.rsplit(".", 1)
-    system = getattr(importlib.import_module(module), name)()
     try:
-        return run_modes(system, case, modes), _resident_mib()
+        return run_modes(_adapter(adapter), case, modes)
     except SystemFailure as failure:  # could not build: the same failure for every mode
-        return {"prepare": failure}, _resident_mib()
+        return {"prepare": failure}
     finally:
         release.after_case()  # the runner's release happens in the process that holds TensorFlow: this one
 
 
 def _gradients(adapter: str, case: Case, mode: str):
     """The adapter's gradients of the case in `mode`, in the worker: per call, name -> float64 array, or the
-    SystemFailure (returned, so that it crosses back as the forward run's do); and the resident MiB after."""
-    module, name = adapter.rsplit(".", 1)
-    system = getattr(importlib.import_module(module), name)()
+    SystemFailure (returned, so that it crosses back as the forward run's do)."""
     try:
-        return system.gradients(case, mode), _resident_mib()
+        return _adapter(adapter).gradients(case, mode)
     except SystemFailure as failure:
-        return failure, _resident_mib()
+        return failure
 
 
-def _end(key: str) -> None:
-    """End a pool's process now (killed: it may be busy with a case the parent gave up on)."""
+def _measured(function, *args) -> tuple:
+    """In the worker: what `function(*args)` returns, and the process's resident MiB after it."""
+    return function(*args), _resident_mib()
+
+
+def _end(key: str, kill: bool = True) -> None:
+    """Drop a pool and end its process: killed (it may be busy with a case the parent gave up on), or let
+    finish what it was given (`kill=False`)."""
     pool = _POOLS.pop(key, None)
     _FIRST_RSS.pop(key, None)
     if pool is None:
         return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):  # the executor has no public kill
-        process.kill()
+    if kill:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):  # the executor has no public kill
+            process.kill()
     pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -114,8 +123,7 @@ class InWorker:
 
     def __init__(self, adapter: str, hook: str | None = None, fault: str | None = None,
                  recycle_above: float | None = None):
-        module, name = adapter.rsplit(".", 1)
-        self.local = getattr(importlib.import_module(module), name)()  # metadata only: imports no backend
+        self.local = _adapter(adapter)  # metadata only: imports no backend
         self.adapter, self.hook, self.fault, self.recycle_above = adapter, hook, fault, recycle_above
         self.recycled = 0  # workers this adapter ended for their memory
         self.largest_rss = 0.0  # MiB: the most any of its workers reported after a call (bench/memory.py)
@@ -166,7 +174,7 @@ class InWorker:
             try:
                 done.append(_POOLS[key].submit(_remove_fault).result())
             except BrokenProcessPool:
-                _POOLS.pop(key)  # the process died: nothing of the fault is left
+                _end(key)  # the process died: nothing of the fault is left
         return done
 
     def close(self) -> None:
@@ -176,8 +184,7 @@ class InWorker:
             return
         self.uninstall()
         for key in self._fault_keys():
-            _FIRST_RSS.pop(key, None)
-            _POOLS.pop(key).shutdown(wait=True, cancel_futures=True)
+            _end(key, kill=False)
 
     def _fault_keys(self) -> list[str]:
         return [k for k in _POOLS if k.endswith(f"+fault:{self.fault}") and k.split("+")[0].split(":")[0] == self.name]
@@ -203,7 +210,7 @@ class InWorker:
         waiting (the watchdog's timeout, ^C) or, with recycle_above, once its memory grew past that."""
         key, pool = self._pool(case)
         try:
-            value, resident = pool.submit(function, self.adapter, case, *args).result()
+            value, resident = pool.submit(_measured, function, self.adapter, case, *args).result()
         except BrokenProcessPool as exc:
             _end(key)
             raise SystemFailure(died, exc, self.label) from exc
