@@ -54,7 +54,8 @@ def figures(label: str, corpus: list, cases: list) -> None:
         for share in perturbation_shares(pool):
             steps = " (<= 10 steps)" if share.short_only else ""
             print(f"  {name:<7} {share.dtype:<15} h x (1 + {share.epsilon:g}){steps}: caught by "
-                  f"{share.caught:>3} of {share.total:>3}" + (f"  {share.fraction:6.0%}" if share.total else ""))
+                  f"{share.caught:>3} of {share.total:>3}" + (f"  {share.fraction:6.0%}" if share.total else "")
+                  + (f"  ({share.all_zero} left out: outputs 0 everywhere)" if share.all_zero else ""))
     print(f"  ({time.perf_counter() - started:.0f}s)")
 
 

@@ -5,8 +5,8 @@
       every forward output judged by the measured default (harness/tolerances.py), the system's values, the
       reference's and each element's measured noise; on tensorflow, the LSTM cases again under h x (1 + eps)
       (harness/faults.py) for each eps of selftest.SENSITIVITY. Only cases that pass as things stand.
-  .venv/bin/python bench/tolerance_pricing.py sweep A.pkl,B.pkl COMPUTE S,F,R,A [S,F,R,A ...]
-      for each candidate (safety, share, rtol units, atol units) of the compute dtype: per target, the largest
+  .venv/bin/python bench/tolerance_pricing.py sweep A.pkl,B.pkl COMPUTE S,F,R,A[,C] [S,F,R,A[,C] ...]
+      for each candidate (safety, share, rtol units, atol units, atol scale floor C, default 1) of the compute dtype: per target, the largest
       error / bound on the unperturbed outputs (false alarms past 1), and per eps the share of LSTM witnesses
       (tensorflow; 16-bit: up to 10 steps) whose perturbed outputs would fail: what MEASURED would give,
       without running Keras again. The bound is recomputed here as tolerances.measured and compare._bound do.
@@ -77,15 +77,15 @@ def collect(target: str, out: Path, survey_count: int) -> None:
         pickle.dump(rows, file)
 
 
-def ratio(row: dict, candidate: tuple[float, float, float, float]) -> float:
+def ratio(row: dict, candidate: tuple[float, ...]) -> float:
     """The row's largest |system - reference| / bound under the candidate (tolerances.measured's formula)."""
-    safety, share, rtol_units, atol_units = candidate
+    safety, share, rtol_units, atol_units, scale_floor = (*candidate, 1.0)[:5]  # a 4-tuple: atol scale floor 1
     system, reference, noise = row["system"], row["reference"], row["noise"]
     unit, growth = UNIT[row["compute"]], np.sqrt(max(row["steps"], 1))
     largest = float(np.nanmax(noise, initial=0.0)) if noise.size else 0.0
     own = np.where(np.isnan(noise), largest, noise)
     finite = np.isfinite(reference)
-    scale = max(1.0, float(np.abs(reference[finite]).max()) if finite.any() else 0.0)
+    scale = max(scale_floor, float(np.abs(reference[finite]).max()) if finite.any() else 0.0)
     bound = np.maximum(atol_units * unit * growth * scale + rtol_units * unit * growth * np.where(finite, np.abs(reference), 0),
                        safety * np.maximum(own, share * largest))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -93,7 +93,7 @@ def ratio(row: dict, candidate: tuple[float, float, float, float]) -> float:
         return float(np.where((system == reference) | ~np.isfinite(error), 0.0, error / bound).max(initial=0.0))
 
 
-def sweep(rows: list[dict], compute: str, candidate: tuple[float, float, float, float]) -> None:
+def sweep(rows: list[dict], compute: str, candidate: tuple[float, ...]) -> None:
     worst, worst_where, per_case = collections.defaultdict(float), {}, collections.defaultdict(float)
     steps = {}
     for row in rows:
@@ -106,15 +106,19 @@ def sweep(rows: list[dict], compute: str, candidate: tuple[float, float, float, 
         if row["eps"] == 0.0 and q > worst[row["target"]]:
             worst[row["target"]], worst_where[row["target"]] = q, f"{row['case']} {row['output']}"
     shares = collections.defaultdict(lambda: [0, 0])
+    nonzero = {(row["origin"], row["case"]) for row in rows if row["eps"] == 0.0 and np.nanmax(np.abs(row["reference"]), initial=0.0) > 0}
+    all_zero = {(row["origin"], row["case"]) for row in rows} - nonzero
     for (target, origin, case, eps), q in per_case.items():
         if eps == 0.0 or target != "tensorflow" or per_case.get((target, origin, case, 0.0), 2.0) > 1.0:
+            continue
+        if (origin, case) in all_zero:  # as selftest.perturbation_shares: no scaling of h can change them
             continue
         if compute in ("float16", "bfloat16") and steps[(origin, case)] > 10:
             continue
         shares[(origin, eps)][0] += q > 1.0
         shares[(origin, eps)][1] += 1
     alarms = sum(1 for key, q in per_case.items() if key[3] == 0.0 and q > 1.0)
-    print(f"{compute} (safety, share, rtol u, atol u) = {candidate}: false alarms {alarms}")
+    print(f"{compute} (safety, share, rtol u, atol u[, atol scale floor]) = {candidate}: false alarms {alarms}")
     for target, q in sorted(worst.items()):
         print(f"  {target:12} largest error/bound {q:.3f} ({worst_where[target]})")
     for (origin, eps), (caught, total) in sorted(shares.items()):

@@ -364,7 +364,8 @@ def _selftest_target(console, target: str, on: str, cases: list, faults: list, a
         for share in perturbation_shares(witnesses, target):
             of = f"{share.dtype} LSTM cases" + (f" of up to {SHORT} steps" if share.short_only else "")
             console.print(f"h x (1 + {share.epsilon:g}){on} caught by {share.caught} of {share.total} {of}"
-                          + (f" ({share.fraction:.0%})" if share.total else ""), markup=False)
+                          + (f" ({share.fraction:.0%})" if share.total else "")
+                          + (f"; {share.all_zero} left out: outputs 0 everywhere" if share.all_zero else ""), markup=False)
     return 1 if escaped else 0
 
 

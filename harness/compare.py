@@ -69,7 +69,7 @@ class OutputDiff:
     max_rel: float = 0.0
     largest_abs: float = 0.0  # the largest |system - reference| over every element, passed or not (drift tracking)
     largest_rel: float = 0.0  # the same relative to |reference|, over the elements whose reference is not 0
-    scale: float = 1.0  # max(1, largest |reference|): what atol is multiplied by
+    scale: float = 1.0  # max(tolerance.scale_floor (1 but for 16-bit), largest |reference|): what atol is multiplied by
     expected_tolerance: Tolerance | None = None  # the case's bound for the hand values only, when it gives one
     has_expected: bool = False  # hand values were compared
     rounded_decimals: int | None = None  # the hand values look rounded to this many decimals (see hand_values)
@@ -93,12 +93,12 @@ def _close(a: np.ndarray, b: np.ndarray, bound: np.ndarray) -> np.ndarray:
         return (a == b) | (np.isnan(a) & np.isnan(b)) | (np.abs(a - b) <= bound)
 
 
-def _scale(reference: np.ndarray) -> float:
-    return max(1.0, largest_finite(reference))
+def _scale(reference: np.ndarray, tolerance: Tolerance) -> float:
+    return max(tolerance.scale_floor, largest_finite(reference))
 
 
 def _bound(reference: np.ndarray, tolerance: Tolerance) -> np.ndarray:
-    scale = _scale(reference)
+    scale = _scale(reference, tolerance)
     with np.errstate(invalid="ignore"):
         bound = tolerance.atol * scale + tolerance.rtol * np.where(np.isfinite(reference), np.abs(reference), 0.0)
     return np.maximum(bound, tolerance.noise_floor)
@@ -149,7 +149,7 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
         diff.verdict = two_way(label)
         return diff
     bound = _bound(reference, tolerance)
-    diff.scale = _scale(reference)
+    diff.scale = _scale(reference, tolerance)
     kr = _close(system, reference, bound)
     if overflow_rows is not None:
         rows = np.asarray(overflow_rows, dtype=bool).reshape((-1,) + (1,) * (reference.ndim - 1))

@@ -30,7 +30,9 @@ def _short(value: float) -> str:
 
 def _allowed(tolerance, scale: float, left: str) -> str:
     """`left <= A + R x |reference| (where the numbers come from)`, A being atol already multiplied by the scale."""
-    scaled = f"; atol {_short(tolerance.atol)} x {_short(scale)}, the largest |reference|" if scale > 1 else ""
+    scaled = (f"; atol {_short(tolerance.atol)} x {_short(scale)}, the largest |reference|" if scale > max(tolerance.scale_floor, 1)
+              else f"; atol {_short(tolerance.atol)} x {_short(scale)}, max({tolerance.scale_floor:g}, the largest |reference|)"
+              if scale != 1 else "")
     if tolerance.per_element:
         dtype = tolerance.source.split()[0]
         safety = f"{MEASURED[dtype][0]:g} x" if dtype in MEASURED else "a multiple of"

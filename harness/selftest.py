@@ -16,6 +16,8 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Iterator
 
+import numpy as np
+
 from harness import targets
 from harness.case import Case
 from harness.faults import Fault, FAULTS, h_scaled
@@ -148,27 +150,44 @@ class Share:
     dtype: str
     epsilon: float
     caught: int  # cases whose values disagreed under h * (1 + epsilon)
-    total: int  # LSTM cases of the dtype that pass against the real Keras (16-bit: of up to SHORT steps)
+    total: int  # LSTM cases of the dtype that pass against the real Keras (16-bit: of up to SHORT steps), but
+    # those whose outputs are 0 everywhere (no scaling of h can change them)
     short_only: bool
+    all_zero: int = 0  # cases left out of total: their outputs are 0 everywhere
 
     @property
     def fraction(self) -> float:
         return self.caught / self.total if self.total else float("nan")
 
 
+def _h_always_zero(case: Case, flavor: str) -> bool:
+    """Whether every output the reference computes for the case is exactly 0: then h x (1 + eps) is h itself
+    (e.g. relu of a cell state that never goes above 0), and the case can witness no scaling of h."""
+    from harness.reference_runner import reference_outputs, run_reference  # noqa: PLC0415
+    from harness.errors import NotApplicable, Unsupported  # noqa: PLC0415
+
+    try:
+        calls = run_reference(case, flavor)
+    except (Unsupported, NotApplicable):
+        return False
+    return all(not np.any(values) for call in calls for values in reference_outputs(case, call).values())
+
+
 def perturbation_shares(cases: list[Case], target: str = targets.DEFAULT_TARGET) -> list[Share]:
     """Per case dtype and SENSITIVITY epsilon: how many of the LSTM cases (witnesses) catch h * (1 + eps)."""
     from harness.precision import compute_dtype  # noqa: PLC0415
 
-    shares = []
+    shares, flavor = [], targets.get(target).semantics()
     for dtype in sorted({case.dtype for case in cases}):
         compute = compute_dtype(dtype)
         short_only = compute in ("float16", "bfloat16")
-        of_dtype = [case for case in cases if case.dtype == dtype and involves(case, "LSTM")
-                    and (not short_only or max(call.input.shape[1] for call in case.calls) <= SHORT)]
+        candidates = [case for case in cases if case.dtype == dtype and involves(case, "LSTM")
+                      and (not short_only or max(call.input.shape[1] for call in case.calls) <= SHORT)]
+        of_dtype = [case for case in candidates if not _h_always_zero(case, flavor)]
         for epsilon in SENSITIVITY[compute]:
             result = run_fault(h_scaled(epsilon), of_dtype, target=target) if of_dtype else None
-            shares.append(Share(dtype, epsilon, len(result.disagreed) if result else 0, len(of_dtype), short_only))
+            shares.append(Share(dtype, epsilon, len(result.disagreed) if result else 0, len(of_dtype), short_only,
+                                len(candidates) - len(of_dtype)))
     return shares
 
 

@@ -3,10 +3,13 @@ falls back to the flat floor where the noise is not local, and catches what the 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from harness import precision, tolerances
 from harness.compare import diff_output
+from harness.report import tolerance_lines
 from harness.faults import h_scaled
 from harness.loader import load_case
 from harness.selftest import SENSITIVITY, perturbation_shares, run_fault
@@ -37,7 +40,7 @@ def test_the_bound_follows_each_element_not_the_largest():
     assert diff_output("h", got, reference, None, flat).passed
     caught = diff_output("h", got, reference, None, tolerance)
     assert [m.index for m in caught.mismatches] == [(0, 1)]  # the large element: 2.7e-6 > its bound
-    safety, share, rtol, atol = MEASURED["float32"]
+    safety, share, rtol, atol, _ = MEASURED["float32"]
     bound = atol * U32 + rtol * U32 * 0.9
     assert max(safety * 3e-8, bound) < 2.7e-6 < flat.atol + flat.rtol * 0.9
 
@@ -93,3 +96,34 @@ def test_nothing_measured_keeps_the_flat_default_and_says_nothing_of_chaos():
         tolerance = measured("float32", "h", 3, noise, reference)
         assert not tolerance.per_element and tolerance.source == "float32 default, 3 steps"
     assert "chaotic" in measured("float32", "h", 3, np.array([[np.inf, 1e-8]]), np.array([[1.0, 0.5]])).source
+
+
+def test_a_small_16_bit_output_is_judged_by_its_own_size_down_to_a_quarter():
+    u16 = 2.0 ** -11
+    reference = np.array([[0.01, -0.02]])
+    tolerance = measured("float16", "h", 1, np.zeros_like(reference), reference)
+    assert tolerance.scale_floor == MEASURED["float16"].scale_floor == 0.25
+    # h x (1 + 1e-2): 20 unit roundoffs of each element, over the bound ...
+    caught = diff_output("h", reference * 1.01, reference, None, tolerance)
+    assert caught.scale == 0.25 and len(caught.mismatches) == 2
+    assert "<= 6.1e-5 + 9.8e-4 x |reference| (float16 measured default, 1 step; atol 2.4e-4 x 0.25, max(0.25, the largest |reference|)" in tolerance_lines(caught)[0]
+    # ... while one rounding passes, and atol scaled by max(1, |reference|) let the 20u through
+    assert diff_output("h", reference * (1 + u16), reference, None, tolerance).passed
+    assert diff_output("h", reference * 1.01, reference, None, replace(tolerance, scale_floor=1.0)).passed
+
+
+def test_float32_keeps_an_atol_scaled_by_at_least_1():
+    reference = np.array([[0.01, 0.02]])
+    tolerance = measured("float32", "h", 1, np.zeros_like(reference), reference)
+    assert tolerance.scale_floor == 1.0
+    assert diff_output("h", reference, reference, None, tolerance).scale == 1.0
+
+
+def test_a_case_whose_outputs_are_all_zero_witnesses_no_scaling_of_h(write_case):
+    # relu of a cell state that never rises above 0 (every gate's bias -9): h is 0 at every step, and so is
+    # h x (1 + eps)
+    zero = (SHORT_LSTM.replace("return_sequences: true}", "return_sequences: true, activation: relu}")
+            .replace("scale: 0.5}}", "scale: 0.01}}")
+            .replace("{random: {seed: 14, scale: 0.2}}", str([-9.0] * 16)))
+    case = load_case(write_case(zero))
+    assert [(s.total, s.all_zero) for s in perturbation_shares([case])] == [(0, 1), (0, 1)]
