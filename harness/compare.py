@@ -76,6 +76,7 @@ class OutputDiff:
     verdict: str = AGREE
     max_error_ratio: float = 0.0  # largest |system - reference| / bound: how close to the edge it ran
     overflowed: int = 0  # elements where the system and the rounded reference both overflowed the dtype
+    beyond_range: int = 0  # elements of an overflow row whose exact value the dtype cannot hold: not comparable
     mode: str = "eager"  # the execution mode the system ran in
     label: str = "Keras"  # the system's name in words
     # A failing output keeps its element arrays for the pictures of `harness run --html`: "system",
@@ -133,14 +134,16 @@ def _verdict(mismatches: list[Mismatch], has_expected: bool, label: str) -> str:
 
 def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: np.ndarray | None,
                 tolerance: Tolerance, overflow_rows: np.ndarray | None = None, label: str = "Keras",
-                expected_tolerance: Tolerance | None = None) -> OutputDiff:
+                expected_tolerance: Tolerance | None = None, range_limit: float | None = None) -> OutputDiff:
     """Element-wise three-way comparison of one output: the system's values, the reference's, the hand value's.
 
     The hand values are held to `expected_tolerance` when the case gives one, else to the system's bound.
 
     `overflow_rows` flags the batch rows where the case runs out of its dtype's range (see
     runner.overflow_rows): there a non-finite Keras value is that overflow, whose exact position depends
-    on rounding, not a defect. Rows are independent; within one, inf - inf and 0 * inf spread NaN.
+    on rounding, not a defect. Rows are independent; within one, inf - inf and 0 * inf spread NaN. In
+    those rows an element whose exact value exceeds `range_limit` (the compute dtype's largest) is not
+    compared at all: no computation in that dtype can hold it.
     """
     diff = OutputDiff(output=name, tolerance=tolerance, total=int(reference.size), label=label,
                       expected_tolerance=expected_tolerance, has_expected=expected is not None)
@@ -151,13 +154,20 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
     bound = _bound(reference, tolerance)
     diff.scale = _scale(reference, tolerance)
     kr = _close(system, reference, bound)
+    accepted = np.zeros_like(kr)
     if overflow_rows is not None:
         rows = np.asarray(overflow_rows, dtype=bool).reshape((-1,) + (1,) * (reference.ndim - 1))
         # NaN for inf, or inf for a huge value: the same overflow; and where even the float64 reference ran out
         # of range (NaN from inf - inf), there is nothing to compare the system's value with
         overflowed = (~np.isfinite(system) | ~np.isfinite(reference)) & rows & ~kr
         diff.overflowed = int(np.sum(overflowed))
-        kr |= overflowed
+        # an exact value past the dtype's largest: no run in the dtype can follow it (a chaotic row may instead
+        # stay bounded, as PyTorch's mixed_bfloat16 did where the exact run grew to 7e52)
+        with np.errstate(invalid="ignore"):
+            beyond = (np.abs(reference) > range_limit) & rows & ~kr & ~overflowed if range_limit else np.zeros_like(kr)
+        diff.beyond_range = int(np.sum(beyond))
+        accepted = overflowed | beyond
+        kr |= accepted
     ke = re = np.ones_like(kr)
     if expected is not None:
         held_to = expected_tolerance or tolerance.hand_values  # the case's bound, or the flat default
@@ -167,7 +177,8 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
 
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         exact = (system == reference) | (np.isnan(system) & np.isnan(reference))
-        agreeing = exact | (kr & ~(np.isfinite(system) & np.isfinite(reference)))  # equal, NaN and NaN, or an accepted overflow
+        # equal, NaN and NaN, or an accepted overflow
+        agreeing = exact | accepted | (kr & ~(np.isfinite(system) & np.isfinite(reference)))
         apart = np.where(agreeing, 0.0, np.nan_to_num(np.abs(system - reference), nan=np.inf, posinf=np.inf))
         ratio = np.where(agreeing, 0.0, np.abs(system - reference) / bound)
         spread = np.abs(system - reference)  # NaN where one side is NaN

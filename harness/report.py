@@ -206,6 +206,10 @@ def case_report(case: Case, diffs: list[tuple[int, OutputDiff]], flavor: str, mo
     if overflowed:
         lines.append(f"  note: {overflowed} elements overflowed {compute_dtype(case.dtype)} in {label} and in the "
                      "rounded reference alike; accepted as the dtype's range, not a defect")
+    beyond = sum(d.beyond_range for _, d in diffs)
+    if beyond:
+        lines.append(f"  note: {beyond} elements not compared: their exact value lies beyond {compute_dtype(case.dtype)}'s "
+                     "range, in batch rows where the rounded reference runs out of range too")
     if not failing and not errors:
         lines.append(f"  {summary_line(case, diffs, modes)}")
     shown: dict[tuple[int, str], list[OutputDiff]] = {}

@@ -17,7 +17,7 @@ from harness.case import Case
 from harness.compare import OutputDiff, diff_output, two_way
 from harness.known_defects import case_document, known_defect
 from harness.noise import NoiseEstimate
-from harness.precision import compute_dtype
+from harness.precision import compute_dtype, finfo
 from harness.reference_runner import reference_outputs
 from harness import tolerances
 from harness.tolerances import Tolerance, measured, resolve, written_in_case
@@ -33,6 +33,7 @@ def compare_case(case: Case, system_calls: list[dict], reference_calls: list, no
     calls = zip(case.calls, system_calls, reference_calls, strict=True)
     given = case.expected_tolerance
     hand = Tolerance(given.get("rtol", 0.0), given.get("atol", 0.0), "case expected_tolerance") if given else None
+    largest = float(finfo(compute_dtype(case.dtype)).max)
     for number, (call, system_out, ref_result) in enumerate(calls, start=1):
         ref_out = reference_outputs(case, ref_result)
         rows = noise.overflow_rows[number - 1] if noise else None
@@ -53,7 +54,7 @@ def compare_case(case: Case, system_calls: list[dict], reference_calls: list, no
                 diffs.append((number, diff))
                 continue
             diff = diff_output(name, system_out[name], ref_out[name], expected, tolerance, rows, label,
-                               hand if expected is not None else None)
+                               hand if expected is not None else None, largest)
             returned = system_dtypes[number - 1][name] if system_dtypes else None
             if returned and returned != compute_dtype(case.dtype) and diff.structure_problem is None:
                 diff.structure_problem = (f"dtype mismatch: {label} returned {returned}, but dtype {case.dtype} "

@@ -69,6 +69,29 @@ def test_where_even_the_float64_reference_overflowed_the_row_has_nothing_to_comp
     assert diff.max_error_ratio == np.inf  # the row that did not overflow still counts
 
 
+def test_an_exact_value_beyond_the_dtypes_range_is_not_compared_in_an_overflow_row():
+    """Found by the tolerance survey of issue 17 on torch (cases/numeric/chaotic-mixed-bfloat16-beyond-range.yaml):
+    a chaotic row where the exact run grew past bfloat16's largest while PyTorch's stayed finite and small."""
+    largest = 3.4e38
+    system, reference = np.array([[1e6, 1.0], [1e6, 1.0]]), np.array([[7e52, 1.0], [7e52, 1.0]])
+    diff = diff_output("h", system, reference, None, TOL, np.array([True, False]), range_limit=largest)
+    assert diff.beyond_range == 1 and diff.overflowed == 0 and [m.index for m in diff.mismatches] == [(1, 0)]
+    within = diff_output("h", np.array([[1e6]]), np.array([[1e30]]), None, TOL, np.array([True]), range_limit=largest)
+    assert within.beyond_range == 0 and len(within.mismatches) == 1  # a value the dtype can hold is still compared
+    assert len(diff_output("h", system, reference, None, TOL, np.array([True, False])).mismatches) == 2
+
+
+def test_the_chaotic_case_passes_on_torch_and_its_report_says_what_was_not_compared():
+    from harness import targets
+    from harness.loader import load_case
+    from harness.runner import run_case
+
+    result = run_case(load_case("cases/numeric/chaotic-mixed-bfloat16-beyond-range.yaml"), system=targets.get("torch"))
+    assert result.ok, result.details
+    assert ("note: 3 elements not compared: their exact value lies beyond bfloat16's range, in batch rows where the "
+            "rounded reference runs out of range too") in result.details
+
+
 def test_default_tolerance_grows_with_steps_and_has_noise_floor():
     one = resolve({}, "float32", "h", 1)
     hundred = resolve({}, "float32", "h", 100, noise=1e-3)
