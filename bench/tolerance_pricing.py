@@ -1,10 +1,11 @@
 """Price candidate measured defaults offline (issue 17): how tight could the bound be, and what would it catch?
 
-  .venv/bin/python bench/tolerance_pricing.py collect TARGET OUT.pkl [--survey 25]
-      run the corpus and a random survey (bench/tolerance_survey.py's generator, seed 0) on TARGET; keep, for
+  .venv/bin/python bench/tolerance_pricing.py collect TARGET OUT.pkl [--survey 25] [--seed 0] [--dtypes D,D]
+      run the corpus and a random survey (bench/tolerance_survey.py's generator) on TARGET; keep, for
       every forward output judged by the measured default (harness/tolerances.py), the system's values, the
       reference's and each element's measured noise; on tensorflow, the LSTM cases again under h x (1 + eps)
-      (harness/faults.py) for each eps of selftest.SENSITIVITY. Only cases that pass as things stand.
+      (harness/faults.py) for each eps of selftest.SENSITIVITY. Cases that pass or fail as things stand (a
+      failure is printed; the sweep counts it against every candidate that does not widen past it).
   .venv/bin/python bench/tolerance_pricing.py sweep A.pkl,B.pkl COMPUTE S,F,R,A[,C] [S,F,R,A[,C] ...]
       for each candidate (safety, share, rtol units, atol units, atol scale floor C, default 1) of the compute dtype: per target, the largest
       error / bound on the unperturbed outputs (false alarms past 1), and per eps the share of LSTM witnesses
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 UNIT = {"float64": 2.0 ** -53, "float32": 2.0 ** -24, "float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
 
 
-def collect(target: str, out: Path, survey_count: int) -> None:
+def collect(target: str, out: Path, survey_count: int, seed: int = 0, dtypes: list[str] | None = None) -> None:
     from tolerance_survey import DTYPES, random_case  # noqa: PLC0415
 
     from harness import quiet, runner, targets, verdict  # noqa: PLC0415
@@ -54,17 +55,20 @@ def collect(target: str, out: Path, survey_count: int) -> None:
         return original_diff(name, system, reference, expected, tolerance, *args, **kwargs)
 
     verdict.measured, verdict.diff_output = measured, diff_output
-    rng = np.random.default_rng(0)
-    survey = [random_case(rng, dtype, i) for dtype in DTYPES for i in range(survey_count)]
-    corpus = [e.case for e in load_corpus([Path("cases")]) if e.case]
+    rng = np.random.default_rng(seed)
+    survey = [random_case(rng, dtype, i) for dtype in (dtypes or DTYPES) for i in range(survey_count)]
+    corpus = [e.case for e in load_corpus([Path("cases")]) if e.case and (not dtypes or e.case.dtype in dtypes)]
     system = targets.get(target)
     modes = ("eager", "graph", "xla") if target == targets.DEFAULT_TARGET else None
     for origin, cases in (("corpus", corpus), ("survey", survey)):
         for case in cases:
             before = len(rows)
             context = {"target": target, "origin": origin, "case": case.name, "dtype": case.dtype, "eps": 0.0}
-            if runner.run_case(case, None, modes, system=system).outcome != "passed":
-                del rows[before:]  # only witnesses: a case that does not pass as things stand prices nothing
+            outcome = runner.run_case(case, None, modes, system=system)
+            if outcome.outcome == "failed":  # kept: the sweep counts it as a false alarm of the candidate
+                print(f"failed as things stand: {case.name}: {outcome.message}", flush=True)
+            elif outcome.outcome != "passed":  # a known failure, skipped, unsupported: prices nothing
+                del rows[before:]
                 continue
             if target == targets.DEFAULT_TARGET and involves(case, "LSTM"):
                 for eps in SENSITIVITY[compute_dtype(case.dtype)]:
@@ -132,13 +136,15 @@ def main() -> None:
     c.add_argument("target")
     c.add_argument("out", type=Path)
     c.add_argument("--survey", type=int, default=25)
+    c.add_argument("--seed", type=int, default=0, help="the survey generator's seed")
+    c.add_argument("--dtypes", help="comma-separated case dtypes: the survey's, and the corpus cases kept")
     s = sub.add_parser("sweep")
     s.add_argument("files")
     s.add_argument("compute", choices=tuple(UNIT))
     s.add_argument("candidates", nargs="+")
     args = parser.parse_args()
     if args.what == "collect":
-        collect(args.target, args.out, args.survey)
+        collect(args.target, args.out, args.survey, args.seed, args.dtypes.split(",") if args.dtypes else None)
         return
     rows = []
     for name in args.files.split(","):
