@@ -258,6 +258,13 @@ DEFECTS: tuple[KnownDefect, ...] = (
     KnownDefect("cases/targets/tensorflow-saved-model-silu-in-while-loop-gradient.yaml",
                 "a SavedModel whose while loop applies silu cannot be differentiated after reloading",
                 _silu_in_while_loop_differentiated, targets=("saved-model",)),
+    KnownDefect("cases/targets/keras-jax-float16-sigmoid-underflow.yaml",
+                "JAX's float16 sigmoid is 1 / (1 + exp(-x)) in float16: exp overflows below x = -11.09, so sigmoid "
+                "and swish/silu return 0 there (swish(-11.5) = 0, not -1.2e-4)",
+                lambda doc: doc.get("dtype") in ("float16", "mixed_float16") and any(
+                    "swish" in {canonical_name(config.get("activation")),
+                                canonical_name(config.get("recurrent_activation"))}
+                    for _, config in layer_configs(doc)), targets=("jax",)),
     KnownDefect("cases/targets/tf2onnx-gemm-rewriter-vector-beta.yaml",
                 "tf2onnx's Gemm rewriter makes a FLOATS beta of a (1, units) constant: onnxruntime rejects the model",
                 _gemm_rewriter_vector_constant, targets=("onnx",)),
