@@ -127,3 +127,20 @@ def test_a_case_whose_outputs_are_all_zero_witnesses_no_scaling_of_h(write_case)
             .replace("{random: {seed: 14, scale: 0.2}}", str([-9.0] * 16)))
     case = load_case(write_case(zero))
     assert [(s.total, s.all_zero) for s in perturbation_shares([case])] == [(0, 1), (0, 1)]
+
+
+def test_cli_perturbation_prints_each_share_and_what_was_left_out(write_case, capsys):
+    from harness.cli import main
+
+    zero = (SHORT_LSTM.replace("name: short-lstm", "name: zero-lstm")
+            .replace("return_sequences: true}", "return_sequences: true, activation: relu}")
+            .replace("scale: 0.5}}", "scale: 0.01}}")
+            .replace("{random: {seed: 14, scale: 0.2}}", str([-9.0] * 16)))
+    folder = write_case(SHORT_LSTM).parent
+    (folder / "zero.yaml").write_text(zero)
+    main(["selftest", str(folder), "--fault", "h-scaled-1e-05", "--perturbation"])
+    printed = capsys.readouterr().out.splitlines()
+    assert ("h x (1 + 1e-05) caught by 1 of 1 float32 LSTM cases (100%); 1 left out: outputs 0 everywhere"
+            in printed), printed
+    assert any(line.startswith("h x (1 + 1e-06) caught by ") and line.endswith("; 1 left out: outputs 0 everywhere")
+               for line in printed)
