@@ -3,8 +3,9 @@
 For the corpus's LSTM cases and a random survey of LSTM cases (bench/tolerance_survey.py's generator), per
 dtype: the share of cases that catch h * (1 + eps) at every step (the fault injected into Keras's LSTM cell,
 harness/faults.py), and on the survey, the false alarms (cases failing against the real Keras) and the
-largest error / bound. Printed twice: with the measured per-element defaults (harness/tolerances.py) and
-with the flat defaults they replaced, so the two are compared on the same cases and machine.
+largest error / bound. Printed three times: with the measured per-element defaults (harness/tolerances.py) and
+the float16 twin (harness/twin_tensorflow_float16.py), without the twin, and with the flat defaults they
+replaced, so the three are compared on the same cases and machine.
 
 Usage: .venv/bin/python bench/sensitivity.py [survey cases per dtype, default 25] [seed, default 0]
 """
@@ -20,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from tolerance_survey import DTYPES, random_case  # noqa: E402
 
-from harness import quiet, tolerances  # noqa: E402
+from harness import quiet, tolerances, twin_tensorflow_float16  # noqa: E402
 from harness.discovery import load_corpus  # noqa: E402
 from harness.runner import run_case  # noqa: E402
 from harness.selftest import baseline, perturbation_shares  # noqa: E402
@@ -65,8 +66,11 @@ def main() -> None:
     seed = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     corpus_cases = [e.case for e in load_corpus([Path("cases")]) if e.case]
     cases = survey(count, seed)
-    for enabled, label in ((True, "measured per-element defaults (now)"), (False, "flat defaults (before)")):
-        tolerances.ENABLED = enabled
+    runs = ((True, True, "measured per-element defaults and the float16 twin on tensorflow (now)"),
+            (True, False, "measured per-element defaults without the twin"),
+            (False, False, "flat defaults (before)"))
+    for enabled, twin, label in runs:
+        tolerances.ENABLED, twin_tensorflow_float16.ENABLED = enabled, twin
         figures(label, baseline(corpus_cases), cases)
 
 

@@ -17,6 +17,7 @@ from harness.tolerances import Tolerance, largest_finite
 
 # The named sources of one comparison. SYSTEM is the system under test; `label` names it in words.
 SYSTEM, REFERENCE, EXPECTED = "system", "reference", "expected"
+TWIN = "twin"  # the system's own rounding of the same computation (harness/twin_tensorflow_float16.py)
 AGREE = "agree"
 BORDERLINE = "the oracles agree only pairwise (values near the tolerance edge)"
 
@@ -38,6 +39,12 @@ def rounded_hand(k: int, label: str, needed: int, half_unit: float) -> str:
     return (f"the hand values look rounded to {k} decimal{'s' if k != 1 else ''} (within half a unit of the last "
             f"decimal of both {label} and the reference, which agree): write at least {needed} decimals, or set "
             f"`expected_tolerance: {{atol: {half_unit:.0e}}}`").replace("e-0", "e-")
+
+
+def twin_apart(label: str = "Keras") -> str:
+    """The verdict when the system is within the reference's bound but not within its twin's."""
+    return (f"{label} differs from its own float16 rounding of the same computation (the twin) by more than a "
+            "rounding can: a small defect (a slightly scaled gate or state), or a kernel that rounds differently")
 
 
 def two_way(label: str = "Keras") -> str:
@@ -77,6 +84,8 @@ class OutputDiff:
     max_error_ratio: float = 0.0  # largest |system - reference| / bound: how close to the edge it ran
     overflowed: int = 0  # elements where the system and the rounded reference both overflowed the dtype
     beyond_range: int = 0  # elements of an overflow row whose exact value the dtype cannot hold: not comparable
+    twin_bound: np.ndarray | None = field(default=None, repr=False, compare=False)  # per element, when a twin ran
+    twin_apart: int = 0  # elements within the reference's bound but not the twin's
     mode: str = "eager"  # the execution mode the system ran in
     label: str = "Keras"  # the system's name in words
     # A failing output keeps its element arrays for the pictures of `harness run --html`: "system",
@@ -134,7 +143,8 @@ def _verdict(mismatches: list[Mismatch], has_expected: bool, label: str) -> str:
 
 def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: np.ndarray | None,
                 tolerance: Tolerance, overflow_rows: np.ndarray | None = None, label: str = "Keras",
-                expected_tolerance: Tolerance | None = None, range_limit: float | None = None) -> OutputDiff:
+                expected_tolerance: Tolerance | None = None, range_limit: float | None = None,
+                twin: tuple[np.ndarray, np.ndarray] | None = None) -> OutputDiff:
     """Element-wise three-way comparison of one output: the system's values, the reference's, the hand value's.
 
     The hand values are held to `expected_tolerance` when the case gives one, else to the system's bound.
@@ -144,6 +154,9 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
     on rounding, not a defect. Rows are independent; within one, inf - inf and 0 * inf spread NaN. In
     those rows an element whose exact value exceeds `range_limit` (the compute dtype's largest) is not
     compared at all: no computation in that dtype can hold it.
+
+    `twin`: (values, bound) of the system's own rounding of the same computation; the system must also be
+    within that bound of them (an accepted overflow excepted).
     """
     diff = OutputDiff(output=name, tolerance=tolerance, total=int(reference.size), label=label,
                       expected_tolerance=expected_tolerance, has_expected=expected is not None)
@@ -168,6 +181,16 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
         diff.beyond_range = int(np.sum(beyond))
         accepted = overflowed | beyond
         kr |= accepted
+    twin_ratio = np.zeros(reference.shape)
+    if twin is not None:
+        twin_values, twin_limit = twin
+        kt = _close(system, twin_values, twin_limit) | accepted
+        diff.twin_bound = twin_limit
+        diff.twin_apart = int(np.sum(kr & ~kt))
+        kr &= kt
+        with np.errstate(invalid="ignore", divide="ignore"):
+            same = (system == twin_values) | (np.isnan(system) & np.isnan(twin_values)) | accepted
+            twin_ratio = np.where(same, 0.0, np.abs(system - twin_values) / twin_limit)
     ke = re = np.ones_like(kr)
     if expected is not None:
         held_to = expected_tolerance or tolerance.hand_values  # the case's bound, or the flat default
@@ -186,7 +209,7 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
             spread = np.fmax(spread, np.abs(expected - reference))
         measurable = ~agreeing & np.isfinite(reference) & (reference != 0)  # relative to a reference of 0: not said
         relative_apart = np.where(measurable, apart / np.where(measurable, np.abs(reference), 1.0), 0.0)
-    diff.max_error_ratio = float(np.max(np.nan_to_num(ratio, nan=np.inf), initial=0.0))
+    diff.max_error_ratio = float(np.max(np.nan_to_num(np.fmax(ratio, twin_ratio), nan=np.inf), initial=0.0))
     # Over every element, passed or not: how far the system drifts from the reference even while it agrees.
     diff.largest_abs = float(np.max(apart, initial=0.0))
     diff.largest_rel = float(np.max(relative_apart, initial=0.0))
@@ -199,6 +222,8 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
         diff.rounded_decimals = hand_values.rounded_to(expected, system, reference, bound)
     for index in zip(*np.nonzero(bad)):
         values = {SYSTEM: float(system[index]), REFERENCE: float(reference[index])}
+        if twin is not None:
+            values[TWIN] = float(twin[0][index])
         odd = None
         if expected is not None:
             values[EXPECTED] = float(expected[index])
@@ -207,6 +232,8 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
                                frozenset((REFERENCE, EXPECTED)): bool(re[index])})
         diff.mismatches.append(Mismatch(tuple(int(i) for i in index), values, odd))
     diff.verdict = _verdict(diff.mismatches, expected is not None, label)
+    if diff.twin_apart and diff.twin_apart == len(diff.mismatches):  # within the reference's bound, not the twin's
+        diff.verdict = twin_apart(label)
     if diff.rounded_decimals is not None:
         needed = hand_values.decimals_needed(float(np.min(hand_bound)))
         diff.verdict = rounded_hand(diff.rounded_decimals, label, needed, 0.5 * 10.0 ** -diff.rounded_decimals)

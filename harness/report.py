@@ -13,9 +13,9 @@ import numpy as np
 
 from harness import compare
 from harness.case import Case
-from harness.compare import EXPECTED, REFERENCE, SYSTEM, OutputDiff
+from harness.compare import EXPECTED, REFERENCE, SYSTEM, TWIN, OutputDiff
 from harness.precision import compute_dtype
-from harness.tolerances import MEASURED, NOISE_SAFETY
+from harness.tolerances import MEASURED, NOISE_SAFETY, TWIN_RTOL, TWIN_SAFETY
 
 MAX_ROWS = 10
 
@@ -51,6 +51,13 @@ def _allowed(tolerance, scale: float, left: str) -> str:
 def tolerance_lines(diff: OutputDiff) -> list[str]:
     """The bound in words and numbers: what may differ, by how much, and where the numbers come from."""
     lines = [f"    allowed: {_allowed(diff.tolerance, diff.scale, f'|{diff.label} - reference|')}"]
+    if diff.twin_bound is not None:
+        bounds = np.asarray(diff.twin_bound, dtype=float)
+        low, high = (_short(float(bounds.min())), _short(float(bounds.max()))) if bounds.size else ("0", "0")
+        lines.append(f"    and: |{diff.label} - twin| <= {TWIN_RTOL:g}u x sqrt(steps) x |twin| + the absolute part above, or "
+                     f"{TWIN_SAFETY:g} x that element's measured rounding noise ({low} to {high} here); the twin is "
+                     "the reference rounded op by op as TensorFlow's float16 CPU kernels round "
+                     "(harness/twin_tensorflow_float16.py)")
     if diff.has_expected:
         hand = f"|hand - {diff.label}|, |hand - reference|"
         held_to = diff.expected_tolerance or diff.tolerance.hand_values
@@ -100,12 +107,16 @@ def _two_way_hint(diff: OutputDiff, case: Case) -> str:
 def _table(diff: OutputDiff, case: Case, call_label: str) -> list[str]:
     has_expected = any(EXPECTED in m.values for m in diff.mismatches)
     header = [f"{call_label}{diff.output}[{case.spec.axes(diff.output)}]", diff.label.upper(), "REFERENCE"]
+    if any(TWIN in m.values for m in diff.mismatches):
+        header.append("TWIN")
     if has_expected:
         header += ["EXPECTED", "odd one out"]
     odd_names = {SYSTEM: diff.label.lower()}
     rows = [header]
     for m in diff.mismatches[:MAX_ROWS]:
         row = ["[" + ", ".join(map(str, m.index)) + "]", _num(m.values[SYSTEM], case), _num(m.values[REFERENCE], case)]
+        if TWIN in m.values:
+            row.append(_num(m.values[TWIN], case))
         if has_expected:
             row += [_num(m.values[EXPECTED], case), odd_names.get(m.odd_one, m.odd_one or "")]
         rows.append(row)

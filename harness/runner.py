@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import gradients, limits, release, report, targets
+from harness import gradients, limits, release, report, targets, twin_tensorflow_float16
 from harness.case import Case
 from harness.compare import OutputDiff
 from harness.errors import InvalidCase, LoadCrash, NotApplicable, SystemFailure, Unsupported
@@ -126,7 +126,8 @@ def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnd
     errors = {mode: run for mode, run in runs.items() if isinstance(run, SystemFailure)}
     diffs = []
     for mode, run in ran.items():
-        for number, diff in compare_case(case, run.outputs, reference_calls, noise, run.dtypes, system.label):
+        twin = _twin(case, system, mode)
+        for number, diff in compare_case(case, run.outputs, reference_calls, noise, run.dtypes, system.label, twin):
             diff.mode = mode
             diffs.append((number, diff))
     gradient_note, first_gradients = None, {}
@@ -146,6 +147,13 @@ def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnd
                         {mode: str(error) for mode, error in errors.items()},
                         system_gradients=first_gradients.get(modes[0]))
     return apply_known_failure(case, result, system.name)
+
+
+def _twin(case: Case, system: SystemUnderTest, mode: str) -> list[dict] | None:
+    """The system's own float16 rounding of the case (harness/twin_tensorflow_float16.py), where there is one."""
+    if not twin_tensorflow_float16.ENABLED or twin_tensorflow_float16.why_not(case, system.name, mode):
+        return None
+    return twin_tensorflow_float16.twin_calls(case, mode)
 
 
 def _gradient_diffs(case: Case, flavor: str, system: SystemUnderTest, modes: tuple[str, ...], diffs: list,

@@ -169,3 +169,24 @@ def measured(case_dtype: str, output: str, timesteps: int, element_noise: np.nda
     return Tolerance(chosen.rtol_units * unit * growth, chosen.atol_units * unit * growth,
                      f"{compute} measured default, {steps}", floor, flat, chosen.scale_floor)
 
+
+
+# Against the system's own rounding of the same computation (a twin: harness/twin_tensorflow_float16.py), an
+# element passes within TWIN_RTOL unit roundoffs per sqrt(step) of its own size, plus the measured default's
+# absolute part, or TWIN_SAFETY times its measured rounding noise where larger. The twin is bit-identical to
+# Keras on TensorFlow in all but rare cases (a kernel 1 ulp off at 4 of 63488 float16 values, propagated): 2u
+# holds one such flip at the output, the noise what a flip upstream can grow into.
+TWIN_RTOL = 2.0
+TWIN_SAFETY = 2.0
+
+
+def twin_bound(case_dtype: str, timesteps: int, element_noise: np.ndarray, twin: np.ndarray,
+               measured_tolerance: Tolerance, reference: np.ndarray) -> np.ndarray:
+    """Each element's bound on |system - twin| (above)."""
+    unit = float(finfo(compute_dtype(case_dtype)).eps) / 2.0
+    scale = max(measured_tolerance.scale_floor, largest_finite(reference))
+    largest = float(np.nanmax(element_noise, initial=0.0)) if element_noise.size else 0.0
+    own = np.where(np.isnan(element_noise), largest, element_noise)
+    with np.errstate(invalid="ignore"):
+        relative = TWIN_RTOL * unit * step_growth(timesteps) * np.where(np.isfinite(twin), np.abs(twin), 0.0)
+    return np.maximum(measured_tolerance.atol * scale + relative, TWIN_SAFETY * own)

@@ -20,14 +20,17 @@ from harness.noise import NoiseEstimate
 from harness.precision import compute_dtype, finfo
 from harness.reference_runner import reference_outputs
 from harness import tolerances
-from harness.tolerances import Tolerance, measured, resolve, written_in_case
+from harness.tolerances import Tolerance, measured, resolve, twin_bound, written_in_case
 from harness.versions import unmet
 
 
 def compare_case(case: Case, system_calls: list[dict], reference_calls: list, noise: NoiseEstimate | None = None,
-                 system_dtypes: list[dict] | None = None, label: str = "Keras") -> list[tuple[int, OutputDiff]]:
+                 system_dtypes: list[dict] | None = None, label: str = "Keras",
+                 twin: list[dict] | None = None) -> list[tuple[int, OutputDiff]]:
     """Diff every compared output of every call; `noise` sets the floor of default tolerances and
-    the rows where the dtype's range ran out."""
+    the rows where the dtype's range ran out. `twin`: per call, the outputs of the system's own rounding
+    of the computation (harness/twin_tensorflow_float16.py), which every element judged by the measured
+    default must also be within tolerances.twin_bound of."""
     diffs = []
     spec = case.spec
     calls = zip(case.calls, system_calls, reference_calls, strict=True)
@@ -53,8 +56,12 @@ def compare_case(case: Case, system_calls: list[dict], reference_calls: list, no
                                   structure_problem=f"{label} did not return `{name}`", verdict=two_way(label))
                 diffs.append((number, diff))
                 continue
+            twinned = None
+            if twin is not None and tolerance.per_element and name in twin[number - 1]:
+                values = twin[number - 1][name]
+                twinned = (values, twin_bound(case.dtype, steps, elements, values, tolerance, ref_out[name]))
             diff = diff_output(name, system_out[name], ref_out[name], expected, tolerance, rows, label,
-                               hand if expected is not None else None, largest)
+                               hand if expected is not None else None, largest, twinned)
             returned = system_dtypes[number - 1][name] if system_dtypes else None
             if returned and returned != compute_dtype(case.dtype) and diff.structure_problem is None:
                 diff.structure_problem = (f"dtype mismatch: {label} returned {returned}, but dtype {case.dtype} "

@@ -1,0 +1,123 @@
+"""The float16 twin of Keras's LSTM on TensorFlow's CPU kernels: the reference's computation, rounded op by op
+exactly as those kernels round it (issue 17).
+
+Against float64, Keras's float16 error is a few unit roundoffs per step, as large as a small defect: a bound that
+leaves room for it lets h x (1 + 1e-2) through in a quarter of short cases. Against this twin, Keras on
+TensorFlow (eager and graph; XLA fuses and rounds elsewhere) is bit-identical, so the twin bound can be a few
+unit roundoffs and a multiple of the measured noise, and what exceeds it is not rounding. What the twin
+emulates, each checked on this machine over every finite float16 value or on matrices of 4 to 32 terms
+(tests/test_twin_tensorflow_float16.py, bench/kernel_rounding.py):
+
+    MatMul          accumulates in float32 and rounds once            (= the exact product, rounded)
+    Add, Mul        round once
+    tanh            rounds once                                       (TF differs at 2 of 63488 values, by 1 ulp)
+    sigmoid         Eigen's generic logistic in half: e = exp(x) rounded; 1 if e is inf, else e / (1 + e),
+                    each step rounded                                 (differs at 2 values, by 1 ulp)
+    relu, linear    exact
+    hard_sigmoid    Keras 3: relu6(x + 3) / 6, each op rounded        (identical everywhere), eager only: in
+                    graph mode Grappler rewrites its constants (the division, and more inside the cell)
+    softsign        x / (|x| + 1), each op rounded                    (identical everywhere)
+
+and the LSTM cell in Keras 3's op order: implementation 2, z = ((x W + h U) + b); implementation 1,
+z = ((x W + b) + h U); c = f c_prev + i g(z_c); h = o g(c). Any other layer, activation or dtype has no twin
+(`covers` says why), and the measured default alone judges it. The weights are taken from the case file, as
+for the reference: nothing here reads the layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness import precision
+from harness.activations import canonical_name
+from harness.case import Case
+from harness.layers import driver
+
+ENABLED = True  # bench/sensitivity.py turns it off to print the figures without it in the same run
+TARGET = "tensorflow"
+MODES = ("eager", "graph")  # xla fuses elementwise ops and keeps float32 between them: not this rounding
+DTYPES = ("float16", "mixed_float16")
+
+
+def _h(values) -> np.ndarray:
+    """Rounded to float16 (nearest, ties to even), kept as float64."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(values, dtype=np.float64).astype(np.float16).astype(np.float64)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = _h(np.exp(z))
+        return np.where(np.isinf(e) & (e > 0), 1.0, _h(e / _h(1.0 + e)))
+
+
+ACTIVATIONS = {  # eager mode; GRAPH_ACTIVATIONS below replaces what graph mode rewrites
+    "tanh": lambda z: _h(np.tanh(z)),
+    "sigmoid": _sigmoid,
+    "relu": lambda z: _h(np.maximum(z, 0.0)),
+    None: lambda z: z,
+    "hard_sigmoid": lambda z: _h(np.clip(_h(z + 3.0), 0.0, 6.0) / 6.0),
+    "softsign": lambda z: _h(z / _h(np.abs(z) + 1.0)),
+}
+GRAPH_ACTIVATIONS = {name: f for name, f in ACTIVATIONS.items() if name != "hard_sigmoid"}
+
+
+def why_not(case: Case, target: str, mode: str) -> str | None:
+    """Why the case has no twin on this target and mode; None when it has one."""
+    if target != TARGET or mode not in MODES:
+        return f"the twin emulates TensorFlow's CPU kernels in {' and '.join(MODES)} mode"
+    if case.layer != "LSTM":
+        return f"the twin models the LSTM only, not {case.layer}"
+    if case.dtype not in DTYPES:
+        return f"the twin computes in float16 ({', '.join(DTYPES)}), not {case.dtype}"
+    table = GRAPH_ACTIVATIONS if mode == "graph" else ACTIVATIONS
+    for role in ("activation", "recurrent_activation"):
+        name = canonical_name(case.config.get(role, case.spec.defaults[role]))
+        if name not in table:
+            return f"the twin has no float16 {name} as TensorFlow computes it in {mode} mode"
+    return None
+
+
+def twin_calls(case: Case, mode: str) -> list[dict[str, np.ndarray]]:
+    """Per call, the twin's value of every output the reference returns, in `mode` (call why_not first)."""
+    config, units = case.config, case.config["units"]
+    table = GRAPH_ACTIVATIONS if mode == "graph" else ACTIVATIONS
+    g = table[canonical_name(config.get("activation", "tanh"))]
+    r = table[canonical_name(config.get("recurrent_activation", "sigmoid"))]
+    weights = {name: precision.weight_as_computed(values, case.dtype) for name, values in case.weights.items()}
+    kernel, recurrent = weights["kernel"], weights["recurrent_kernel"]
+    bias = weights.get("bias")
+    bias_first = config.get("implementation", 2) == 1  # implementation 1 adds the bias to x W per gate first
+
+    def step(xw_t, states):
+        z = _h(xw_t)
+        if bias is not None and bias_first:
+            z = _h(z + bias)
+        with np.errstate(all="ignore"):
+            z = _h(z + _h(states["h"] @ recurrent))
+        if bias is not None and not bias_first:
+            z = _h(z + bias)
+        i, f, c_candidate, o = (z[:, k * units:(k + 1) * units] for k in range(4))
+        i, f, o = r(i), r(f), r(o)
+        c = _h(_h(f * states["c"]) + _h(i * g(c_candidate)))
+        h = _h(o * g(c))
+        return h, {"h": h, "c": c}, {}
+
+    zeros = {name: np.zeros((case.calls[0].input.shape[0], units)) for name in ("h", "c")}
+    results, states = [], zeros
+    for call in case.calls:
+        if call.reset_states or not case.stateful:
+            states = zeros
+        if call.initial_state is not None:
+            states = {name: precision.input_as_computed(s, case.dtype) for name, s in call.initial_state.items()}
+        x = precision.input_as_computed(call.input, case.dtype)
+        with np.errstate(all="ignore"):
+            projected = driver.input_projection(x, kernel)
+        sequences, last, final, _ = driver.scan(step, projected, states, units, mask=call.mask,
+                                                go_backwards=config.get("go_backwards", False),
+                                                zero_output_for_mask=config.get("zero_output_for_mask", False))
+        states = final
+        outputs = {"sequences": sequences, "output": last,
+                   "h": final["h"] if config.get("return_state", False) else last, "c": final["c"]}
+        results.append({name: outputs[name] for name in case.compared_outputs()})
+    return results

@@ -1,0 +1,120 @@
+"""The float16 twin (harness/twin_tensorflow_float16.py): it rounds as TensorFlow's CPU kernels round, so Keras on
+TensorFlow equals it, and a small defect that float64's bound lets through is caught against it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness import runner, targets, twin_tensorflow_float16 as twin
+from harness.compare import diff_output, twin_apart
+from harness.faults import h_scaled
+from harness.loader import load_case
+from harness.tolerances import Tolerance
+
+FLOAT16 = np.arange(0, 65536, dtype=np.uint16).view(np.float16)
+FLOAT16 = FLOAT16[np.isfinite(FLOAT16)]
+
+LSTM = """name: twin-lstm
+config: {{units: 3, return_sequences: true, return_state: true{extra}}}
+dtype: {dtype}
+input: {{random: {{seed: 11, shape: [2, 4, 3]}}}}
+weights:
+  kernel: {{random: {{seed: 12, scale: 0.5}}}}
+  recurrent_kernel: {{random: {{seed: 13, scale: 0.5}}}}
+  bias: {{random: {{seed: 14, scale: 0.2}}}}
+"""
+
+
+def lstm(write_case, extra: str = "", dtype: str = "float16", tail: str = ""):
+    text = LSTM.format(extra=extra, dtype=dtype) + tail
+    if "use_bias: false" in extra:
+        text = text.replace("  bias: {random: {seed: 14, scale: 0.2}}\n", "")
+    return load_case(write_case(text))
+
+
+@pytest.mark.parametrize("name, apart", [("tanh", 2), ("sigmoid", 2), ("relu", 0), ("hard_sigmoid", 0),
+                                         ("softsign", 0)])
+def test_each_activation_rounds_as_tensorflows_kernel_on_every_float16_value(name, apart):
+    import keras
+    import tensorflow as tf
+
+    got = np.asarray(getattr(keras.activations, name)(tf.constant(FLOAT16)), dtype=np.float64)
+    emulated = twin.ACTIVATIONS[name](FLOAT16.astype(np.float64))
+    differ = ~((got == emulated) | (np.isnan(got) & np.isnan(emulated)))
+    assert int(differ.sum()) == apart  # tanh and sigmoid: TensorFlow is 1 ulp off at two values each
+    assert np.all(np.abs(got[differ] - emulated[differ]) <= np.spacing(np.abs(emulated[differ]).astype(np.float16)))
+
+
+def test_what_has_no_twin_says_why(write_case):
+    case = lstm(write_case)
+    assert twin.why_not(case, "tensorflow", "eager") is None
+    assert "eager and graph" in twin.why_not(case, "jax", "eager")
+    assert "eager and graph" in twin.why_not(case, "tensorflow", "xla")
+    assert twin.why_not(lstm(write_case, dtype="float32"), "tensorflow", "eager") == (
+        "the twin computes in float16 (float16, mixed_float16), not float32")
+    assert twin.why_not(lstm(write_case, ", activation: elu"), "tensorflow", "eager") == (
+        "the twin has no float16 elu as TensorFlow computes it in eager mode")
+    hard = lstm(write_case, ", recurrent_activation: hard_sigmoid")
+    assert twin.why_not(hard, "tensorflow", "eager") is None  # Grappler rewrites its constants in graph mode
+    assert "hard_sigmoid" in twin.why_not(hard, "tensorflow", "graph")
+
+
+@pytest.mark.parametrize("extra, dtype, tail", [
+    ("", "float16", ""),
+    (", go_backwards: true, implementation: 1", "mixed_float16", ""),
+    (", activation: relu, recurrent_activation: hard_sigmoid, use_bias: false", "float16", ""),
+    (", activation: softsign", "float16", "mask: [[true, false, true, true], [false, true, true, false]]\n"),
+])
+def test_keras_on_tensorflow_equals_its_twin_bit_for_bit(write_case, extra, dtype, tail):
+    case = lstm(write_case, extra, dtype, tail)
+    result = runner.run_case(case, None, ("eager",), system=targets.get("tensorflow"))
+    assert result.ok, result.details
+    for keras_call, twin_call in zip(result.system_outputs, twin.twin_calls(case, "eager"), strict=True):
+        for name, values in twin_call.items():
+            assert np.array_equal(np.asarray(keras_call[name], dtype=np.float64), values), name
+
+
+def test_a_stateful_case_carries_the_twins_states(write_case):
+    case = load_case(write_case("""name: twin-stateful
+config: {units: 2, stateful: true, return_sequences: true}
+dtype: float16
+weights:
+  kernel: {random: {seed: 1, scale: 0.5}}
+  recurrent_kernel: {random: {seed: 2, scale: 0.5}}
+  bias: {random: {seed: 3, scale: 0.2}}
+calls:
+  - input: {random: {seed: 4, shape: [1, 3, 2]}}
+  - input: {random: {seed: 5, shape: [1, 3, 2]}}
+"""))
+    result = runner.run_case(case, None, ("eager",), system=targets.get("tensorflow"))
+    assert result.ok, result.details
+    twins = twin.twin_calls(case, "eager")
+    assert np.array_equal(np.asarray(result.system_outputs[1]["sequences"], dtype=np.float64), twins[1]["sequences"])
+
+
+def test_h_scaled_by_2e_3_is_caught_against_the_twin_and_not_without_it(write_case):
+    # one step, four rows: h = o tanh(c) carries five roundings, so the noise floor (8x) hides 4u; the twin does not
+    case = load_case(write_case(LSTM.format(extra="", dtype="float16").replace("[2, 4, 3]", "[4, 1, 3]")))
+    with h_scaled(2e-3).install():
+        caught = runner.run_case(case, None, ("eager",))
+        try:
+            twin.ENABLED = False
+            missed = runner.run_case(case, None, ("eager",))
+        finally:
+            twin.ENABLED = True
+    assert caught.outcome == "failed" and missed.outcome == "passed"
+    assert ("    and: |Keras - twin| <= 2u x sqrt(steps) x |twin| + the absolute part above, or 2 x that element's "
+            "measured rounding noise (") in caught.details
+    assert "KERAS         REFERENCE     TWIN" in caught.details
+
+
+def test_an_element_within_the_references_bound_but_not_the_twins_fails_and_says_so():
+    reference, system, twin_values = np.array([[0.5, 0.25]]), np.array([[0.501, 0.25]]), np.array([[0.5, 0.25]])
+    loose = Tolerance(0.0, 0.01, "loose")
+    assert diff_output("h", system, reference, None, loose).passed
+    diff = diff_output("h", system, reference, None, loose, twin=(twin_values, np.full((1, 2), 1e-4)))
+    assert [m.index for m in diff.mismatches] == [(0, 0)] and diff.twin_apart == 1
+    assert diff.mismatches[0].values["twin"] == 0.5 and diff.verdict == twin_apart()
+    assert diff.max_error_ratio == pytest.approx(10.0)
+    assert diff_output("h", system, reference, None, loose, twin=(twin_values, np.full((1, 2), 2e-3))).passed
