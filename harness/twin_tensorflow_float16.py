@@ -17,6 +17,8 @@ emulates, each checked on this machine over every finite float16 value or on mat
     hard_sigmoid    Keras 3: relu6(x + 3) / 6, each op rounded        (identical everywhere), eager only: in
                     graph mode Grappler rewrites its constants (the division, and more inside the cell)
     softsign        x / (|x| + 1), each op rounded                    (identical everywhere)
+    elu             x < 0: exp(x) - 1, each op rounded                (identical everywhere)
+    swish (silu)    x sigmoid(x), sigmoid as above                    (differs where sigmoid does)
 
 and the LSTM cell in Keras 3's op order: implementation 2, z = ((x W + h U) + b); implementation 1,
 z = ((x W + b) + h U); c = f c_prev + i g(z_c); h = o g(c). Any other layer, activation or dtype has no twin
@@ -58,6 +60,8 @@ ACTIVATIONS = {  # eager mode; GRAPH_ACTIVATIONS below replaces what graph mode 
     None: lambda z: z,
     "hard_sigmoid": lambda z: _h(np.clip(_h(z + 3.0), 0.0, 6.0) / 6.0),
     "softsign": lambda z: _h(z / _h(np.abs(z) + 1.0)),
+    "elu": lambda z: np.where(z < 0, _h(_h(np.exp(np.minimum(z, 0.0))) - 1.0), z),
+    "swish": lambda z: _h(z * _sigmoid(z)),
 }
 GRAPH_ACTIVATIONS = {name: f for name, f in ACTIVATIONS.items() if name != "hard_sigmoid"}
 
