@@ -4,7 +4,7 @@ For the corpus's LSTM cases and a random survey of LSTM cases (bench/tolerance_s
 dtype: the share of cases that catch h * (1 + eps) at every step (the fault injected into Keras's LSTM cell,
 harness/faults.py), and on the survey, the false alarms (cases failing against the real Keras) and the
 largest error / bound. Printed three times: with the measured per-element defaults (harness/tolerances.py) and
-the float16 twin (harness/twin_tensorflow_float16.py), without the twin, and with the flat defaults they
+the float16 twin (harness/twin_tensorflow.py), without the twin, and with the flat defaults they
 replaced, so the three are compared on the same cases and machine.
 
 Usage: .venv/bin/python bench/sensitivity.py [survey cases per dtype, default 25] [seed, default 0]
@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from tolerance_survey import DTYPES, random_case  # noqa: E402
 
-from harness import quiet, tolerances, twin_tensorflow_float16  # noqa: E402
+from harness import quiet, tolerances, twin_tensorflow  # noqa: E402
 from harness.discovery import load_corpus  # noqa: E402
 from harness.runner import run_case  # noqa: E402
 from harness.selftest import baseline, perturbation_shares  # noqa: E402
@@ -70,7 +70,7 @@ def main() -> None:
             (True, False, "measured per-element defaults without the twin"),
             (False, False, "flat defaults (before)"))
     for enabled, twin, label in runs:
-        tolerances.ENABLED, twin_tensorflow_float16.ENABLED = enabled, twin
+        tolerances.ENABLED, twin_tensorflow.ENABLED = enabled, twin
         figures(label, baseline(corpus_cases), cases)
 
 

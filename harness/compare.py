@@ -17,7 +17,7 @@ from harness.tolerances import Tolerance, largest_finite
 
 # The named sources of one comparison. SYSTEM is the system under test; `label` names it in words.
 SYSTEM, REFERENCE, EXPECTED = "system", "reference", "expected"
-TWIN = "twin"  # the system's own rounding of the same computation (harness/twin_tensorflow_float16.py)
+TWIN = "twin"  # the system's own rounding of the same computation (harness/twin_tensorflow.py)
 AGREE = "agree"
 BORDERLINE = "the oracles agree only pairwise (values near the tolerance edge)"
 
@@ -43,7 +43,7 @@ def rounded_hand(k: int, label: str, needed: int, half_unit: float) -> str:
 
 def twin_apart(label: str = "Keras") -> str:
     """The verdict when the system is within the reference's bound but not within its twin's."""
-    return (f"{label} differs from its own float16 rounding of the same computation (the twin) by more than a "
+    return (f"{label} differs from its own 16-bit rounding of the same computation (the twin) by more than a "
             "rounding can: a small defect (a slightly scaled gate or state), or a kernel that rounds differently")
 
 

@@ -56,8 +56,8 @@ def tolerance_lines(diff: OutputDiff) -> list[str]:
         low, high = (_short(float(bounds.min())), _short(float(bounds.max()))) if bounds.size else ("0", "0")
         lines.append(f"    and: |{diff.label} - twin| <= {TWIN_RTOL:g}u x sqrt(steps) x |twin| + the absolute part above, or "
                      f"{TWIN_SAFETY:g} x that element's measured rounding noise ({low} to {high} here); the twin is "
-                     "the reference rounded op by op as TensorFlow's float16 CPU kernels round "
-                     "(harness/twin_tensorflow_float16.py)")
+                     "the reference rounded op by op as TensorFlow's 16-bit CPU kernels round "
+                     "(harness/twin_tensorflow.py)")
     if diff.has_expected:
         hand = f"|hand - {diff.label}|, |hand - reference|"
         held_to = diff.expected_tolerance or diff.tolerance.hand_values

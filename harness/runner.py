@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import gradients, limits, release, report, targets, twin_tensorflow_float16
+from harness import gradients, limits, release, report, targets, twin_tensorflow
 from harness.case import Case
 from harness.compare import OutputDiff
 from harness.errors import InvalidCase, LoadCrash, NotApplicable, SystemFailure, Unsupported
@@ -150,10 +150,10 @@ def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnd
 
 
 def _twin(case: Case, system: SystemUnderTest, mode: str) -> list[dict] | None:
-    """The system's own float16 rounding of the case (harness/twin_tensorflow_float16.py), where there is one."""
-    if not twin_tensorflow_float16.ENABLED or twin_tensorflow_float16.why_not(case, system.name, mode):
+    """The system's own float16 rounding of the case (harness/twin_tensorflow.py), where there is one."""
+    if not twin_tensorflow.ENABLED or twin_tensorflow.why_not(case, system.name, mode):
         return None
-    return twin_tensorflow_float16.twin_calls(case, mode)
+    return twin_tensorflow.twin_calls(case, mode)
 
 
 def _gradient_diffs(case: Case, flavor: str, system: SystemUnderTest, modes: tuple[str, ...], diffs: list,

@@ -171,7 +171,7 @@ def measured(case_dtype: str, output: str, timesteps: int, element_noise: np.nda
 
 
 
-# Against the system's own rounding of the same computation (a twin: harness/twin_tensorflow_float16.py), an
+# Against the system's own rounding of the same computation (a twin: harness/twin_tensorflow.py), an
 # element passes within TWIN_RTOL unit roundoffs per sqrt(step) of its own size, plus the measured default's
 # absolute part, or TWIN_SAFETY times its measured rounding noise where larger. The twin is bit-identical to
 # Keras on TensorFlow in all but rare cases (a kernel 1 ulp off at 4 of 63488 float16 values, propagated): 2u

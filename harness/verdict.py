@@ -29,7 +29,7 @@ def compare_case(case: Case, system_calls: list[dict], reference_calls: list, no
                  twin: list[dict] | None = None) -> list[tuple[int, OutputDiff]]:
     """Diff every compared output of every call; `noise` sets the floor of default tolerances and
     the rows where the dtype's range ran out. `twin`: per call, the outputs of the system's own rounding
-    of the computation (harness/twin_tensorflow_float16.py), which every element judged by the measured
+    of the computation (harness/twin_tensorflow.py), which every element judged by the measured
     default must also be within tolerances.twin_bound of."""
     diffs = []
     spec = case.spec

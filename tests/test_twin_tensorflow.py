@@ -1,4 +1,4 @@
-"""The float16 twin (harness/twin_tensorflow_float16.py): it rounds as TensorFlow's CPU kernels round, so Keras on
+"""The float16 twin (harness/twin_tensorflow.py): it rounds as TensorFlow's CPU kernels round, so Keras on
 TensorFlow equals it, and a small defect that float64's bound lets through is caught against it."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import runner, targets, twin_tensorflow_float16 as twin
+from harness import runner, targets, twin_tensorflow as twin
 from harness.compare import diff_output, twin_apart
 from harness.faults import h_scaled
 from harness.loader import load_case
@@ -46,15 +46,32 @@ def test_each_activation_rounds_as_tensorflows_kernel_on_every_float16_value(nam
     assert np.all(np.abs(got[differ] - emulated[differ]) <= np.spacing(np.abs(emulated[differ]).astype(np.float16)))
 
 
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "relu", "hard_sigmoid", "softsign", "elu", "swish"])
+def test_in_bfloat16_each_activation_rounds_as_tensorflows_kernel_but_for_subnormals(name):
+    import keras
+    import ml_dtypes
+    import tensorflow as tf
+
+    values = np.arange(0, 65536, dtype=np.uint16).view(ml_dtypes.bfloat16)
+    values = values[np.isfinite(values.astype(np.float32))]
+    got = np.asarray(getattr(keras.activations, name)(tf.constant(values)), dtype=np.float64)
+    emulated = twin.ACTIVATIONS[name](values.astype(np.float64), twin._rounding("bfloat16"))
+    differ = ~((got == emulated) | (np.isnan(got) & np.isnan(emulated)))
+    tiny = 2.0 ** -126  # TensorFlow flushes bfloat16 subnormals to zero
+    assert np.all((np.abs(got[differ]) < tiny) | (np.abs(emulated[differ]) < tiny)
+                  | (np.abs(values[differ].astype(np.float64)) < tiny) | (np.abs(values[differ].astype(np.float64)) > 87))
+
+
 def test_what_has_no_twin_says_why(write_case):
     case = lstm(write_case)
     assert twin.why_not(case, "tensorflow", "eager") is None
     assert "eager and graph" in twin.why_not(case, "jax", "eager")
     assert "eager and graph" in twin.why_not(case, "tensorflow", "xla")
     assert twin.why_not(lstm(write_case, dtype="float32"), "tensorflow", "eager") == (
-        "the twin computes in float16 (float16, mixed_float16), not float32")
+        "the twin computes in 16 bits (float16, mixed_float16, bfloat16, mixed_bfloat16), not float32")
     assert twin.why_not(lstm(write_case, ", activation: gelu"), "tensorflow", "eager") == (
         "the twin has no float16 gelu as TensorFlow computes it in eager mode")
+    assert "eager only" in twin.why_not(lstm(write_case, dtype="mixed_bfloat16"), "tensorflow", "graph")
     hard = lstm(write_case, ", recurrent_activation: hard_sigmoid")
     assert twin.why_not(hard, "tensorflow", "eager") is None  # Grappler rewrites its constants in graph mode
     assert "hard_sigmoid" in twin.why_not(hard, "tensorflow", "graph")
@@ -65,6 +82,8 @@ def test_what_has_no_twin_says_why(write_case):
     (", go_backwards: true, implementation: 1", "mixed_float16", ""),
     (", activation: relu, recurrent_activation: hard_sigmoid, use_bias: false", "float16", ""),
     (", activation: softsign", "float16", "mask: [[true, false, true, true], [false, true, true, false]]\n"),
+    (", activation: swish", "bfloat16", ""),
+    (", activation: elu, go_backwards: true", "mixed_bfloat16", ""),
 ])
 def test_keras_on_tensorflow_equals_its_twin_bit_for_bit(write_case, extra, dtype, tail):
     case = lstm(write_case, extra, dtype, tail)
