@@ -209,7 +209,7 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
             spread = np.fmax(spread, np.abs(expected - reference))
         measurable = ~agreeing & np.isfinite(reference) & (reference != 0)  # relative to a reference of 0: not said
         relative_apart = np.where(measurable, apart / np.where(measurable, np.abs(reference), 1.0), 0.0)
-    diff.max_error_ratio = float(np.max(np.nan_to_num(np.fmax(ratio, twin_ratio), nan=np.inf), initial=0.0))
+    diff.max_error_ratio = float(np.max(np.nan_to_num(np.maximum(ratio, twin_ratio), nan=np.inf), initial=0.0))
     # Over every element, passed or not: how far the system drifts from the reference even while it agrees.
     diff.largest_abs = float(np.max(apart, initial=0.0))
     diff.largest_rel = float(np.max(relative_apart, initial=0.0))

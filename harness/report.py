@@ -15,7 +15,7 @@ from harness import compare
 from harness.case import Case
 from harness.compare import EXPECTED, REFERENCE, SYSTEM, TWIN, OutputDiff
 from harness.precision import compute_dtype
-from harness.tolerances import MEASURED, NOISE_SAFETY, TWIN_RTOL, TWIN_SAFETY
+from harness.tolerances import MEASURED, NOISE_SAFETY, TWIN_ATOL, TWIN_RTOL, TWIN_SAFETY, TWIN_SCALE_FLOOR
 
 MAX_ROWS = 10
 
@@ -54,7 +54,8 @@ def tolerance_lines(diff: OutputDiff) -> list[str]:
     if diff.twin_bound is not None:
         bounds = np.asarray(diff.twin_bound, dtype=float)
         low, high = (_short(float(bounds.min())), _short(float(bounds.max()))) if bounds.size else ("0", "0")
-        lines.append(f"    and: |{diff.label} - twin| <= {TWIN_RTOL:g}u x sqrt(steps) x |twin| + the absolute part above, or "
+        lines.append(f"    and: |{diff.label} - twin| <= {TWIN_RTOL:g}u x sqrt(steps) x |twin| + {TWIN_ATOL:g}u x sqrt(steps) x "
+                     f"max({TWIN_SCALE_FLOOR:g}, the largest |reference|), or "
                      f"{TWIN_SAFETY:g} x that element's measured rounding noise ({low} to {high} here); the twin is "
                      "the reference rounded op by op as TensorFlow's 16-bit CPU kernels round "
                      "(harness/twin_tensorflow.py)")

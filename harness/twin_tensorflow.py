@@ -66,7 +66,7 @@ ACTIVATIONS = {
     "tanh": lambda z, r=_h: r(np.tanh(z)),
     "sigmoid": _sigmoid,
     "relu": lambda z, r=_h: r(np.maximum(z, 0.0)),
-    None: lambda z, r=_h: z,
+    "linear": lambda z, r=_h: z,
     "hard_sigmoid": lambda z, r=_h: r(np.clip(r(z + 3.0), 0.0, 6.0) / 6.0),
     "softsign": lambda z, r=_h: r(z / r(np.abs(z) + 1.0)),
     "elu": lambda z, r=_h: np.where(z < 0, r(r(np.exp(np.minimum(z, 0.0))) - 1.0), z),
@@ -89,7 +89,7 @@ def why_not(case: Case, target: str, mode: str) -> str | None:
     for role in ("activation", "recurrent_activation"):
         name = canonical_name(case.config.get(role, case.spec.defaults[role]))
         if name not in table:
-            return f"the twin has no float16 {name} as TensorFlow computes it in {mode} mode"
+            return f"the twin has no 16-bit {name} as TensorFlow computes it in {mode} mode"
     return None
 
 

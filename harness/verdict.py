@@ -59,7 +59,7 @@ def compare_case(case: Case, system_calls: list[dict], reference_calls: list, no
             twinned = None
             if twin is not None and tolerance.per_element and name in twin[number - 1]:
                 values = twin[number - 1][name]
-                twinned = (values, twin_bound(case.dtype, steps, elements, values, tolerance, ref_out[name]))
+                twinned = (values, twin_bound(case.dtype, steps, elements, values, ref_out[name]))
             diff = diff_output(name, system_out[name], ref_out[name], expected, tolerance, rows, label,
                                hand if expected is not None else None, largest, twinned)
             returned = system_dtypes[number - 1][name] if system_dtypes else None
