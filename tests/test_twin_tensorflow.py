@@ -138,3 +138,15 @@ def test_an_element_within_the_references_bound_but_not_the_twins_fails_and_says
     assert diff.mismatches[0].values["twin"] == 0.5 and diff.verdict == twin_apart()
     assert diff.max_error_ratio == pytest.approx(10.0)
     assert diff_output("h", system, reference, None, loose, twin=(twin_values, np.full((1, 2), 2e-3))).passed
+
+
+@pytest.mark.parametrize("value, enabled", [("off", False), ("0", False), ("on", True), ("", True)])
+def test_harness_twin_off_turns_it_off(monkeypatch, value, enabled):
+    import importlib
+
+    monkeypatch.setenv("HARNESS_TWIN", value)
+    try:
+        assert importlib.reload(twin).ENABLED is enabled
+    finally:
+        monkeypatch.delenv("HARNESS_TWIN")
+        importlib.reload(twin)
