@@ -4,7 +4,7 @@ For the corpus's LSTM cases and a random survey of LSTM cases (bench/tolerance_s
 dtype: the share of cases that catch h * (1 + eps) at every step (the fault injected into Keras's LSTM cell,
 harness/faults.py), and on the survey, the false alarms (cases failing against the real Keras) and the
 largest error / bound. Printed three times: with the measured per-element defaults (harness/tolerances.py) and
-the float16 twin (harness/twin_tensorflow.py), without the twin, and with the flat defaults they
+the 16-bit twin (harness/twin_tensorflow.py), without the twin, and with the flat defaults they
 replaced, so the three are compared on the same cases and machine.
 
 Usage: .venv/bin/python bench/sensitivity.py [survey cases per dtype, default 25] [seed, default 0]
@@ -66,7 +66,7 @@ def main() -> None:
     seed = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     corpus_cases = [e.case for e in load_corpus([Path("cases")]) if e.case]
     cases = survey(count, seed)
-    runs = ((True, True, "measured per-element defaults and the float16 twin on tensorflow (now)"),
+    runs = ((True, True, "measured per-element defaults and the 16-bit twin on tensorflow (now)"),
             (True, False, "measured per-element defaults without the twin"),
             (False, False, "flat defaults (before)"))
     for enabled, twin, label in runs:

@@ -19,6 +19,7 @@ emulates, each checked on this machine over every finite float16 value or on mat
     softsign        x / (|x| + 1), each op rounded                    (identical everywhere)
     elu             x < 0: exp(x) - 1, each op rounded                (identical everywhere)
     swish (silu)    x sigmoid(x), sigmoid as above                    (differs where sigmoid does)
+    gelu            tf.nn.gelu: (0.5 x) erfc(-x (1/sqrt 2)), each op rounded  (identical everywhere), eager only
 
 bfloat16 (and mixed_bfloat16) rounds with the same ops and agrees on every bfloat16 value but the subnormals
 (below 1.2e-38, which TensorFlow flushes to zero; the twin's absolute bound is far above them), in eager mode
@@ -32,6 +33,7 @@ for the reference: nothing here reads the layer.
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -65,6 +67,9 @@ def _sigmoid(z: np.ndarray, r=_h) -> np.ndarray:
         return np.where(np.isinf(e) & (e > 0), 1.0, r(e / r(1.0 + e)))
 
 
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+_SQRT_HALF = 0.7071067811865476
+
 # name -> f(z, rounding); eager mode. GRAPH_ACTIVATIONS below leaves out what graph mode rewrites.
 ACTIVATIONS = {
     "tanh": lambda z, r=_h: r(np.tanh(z)),
@@ -75,8 +80,12 @@ ACTIVATIONS = {
     "softsign": lambda z, r=_h: r(z / r(np.abs(z) + 1.0)),
     "elu": lambda z, r=_h: np.where(z < 0, r(r(np.exp(np.minimum(z, 0.0))) - 1.0), z),
     "swish": lambda z, r=_h: r(z * _sigmoid(z, r)),
+    # tf.nn.gelu(approximate=False): 0.5 x erfc(-x / sqrt(2)), with the constant 1/sqrt(2) in the compute dtype
+    "gelu": lambda z, r=_h: r(r(0.5 * z) * r(_erfc(r(-z * r(_SQRT_HALF))))),
 }
-GRAPH_ACTIVATIONS = {name: f for name, f in ACTIVATIONS.items() if name != "hard_sigmoid"}
+# Grappler rewrites the constants of hard_sigmoid and gelu in graph mode (the division by 6 becomes a product with
+# 1/6, and more inside the cell): measured to differ, so no twin for them there
+GRAPH_ACTIVATIONS = {name: f for name, f in ACTIVATIONS.items() if name not in ("hard_sigmoid", "gelu")}
 
 
 def why_not(case: Case, target: str, mode: str) -> str | None:
