@@ -63,6 +63,7 @@ class CaseResult:
                  "error_to_tolerance": d.max_error_ratio, "tolerance": {"rtol": d.tolerance.rtol, "atol": d.tolerance.atol},
                  **({"expected_tolerance": {"rtol": d.expected_tolerance.rtol, "atol": d.expected_tolerance.atol}}
                     if d.expected_tolerance else {}),
+                 **({"twin": True} if d.twin_bound is not None else {}),  # also held to the 16-bit twin
                  "verdict": d.verdict}
                 for call, d in self.diffs
             ],

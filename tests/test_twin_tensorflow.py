@@ -128,6 +128,8 @@ def test_h_scaled_by_2e_3_is_caught_against_the_twin_and_not_without_it(write_ca
     assert ("    and: |Keras - twin| <= 2u x sqrt(steps) x |twin| + 0.5u x sqrt(steps) x max(0.25, the largest |reference|), or 1 x that element's "
             "measured rounding noise (") in caught.details
     assert "KERAS         REFERENCE     TWIN" in caught.details
+    assert all(entry.get("twin") for entry in caught.to_json()["outputs"])
+    assert not any("twin" in entry for entry in missed.to_json()["outputs"])
 
 
 def test_an_element_within_the_references_bound_but_not_the_twins_fails_and_says_so():
