@@ -177,7 +177,7 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
         # an exact value past the dtype's largest: no run in the dtype can follow it (a chaotic row may instead
         # stay bounded, as PyTorch's mixed_bfloat16 did where the exact run grew to 7e52)
         with np.errstate(invalid="ignore"):
-            beyond = (np.abs(reference) > range_limit) & rows & ~kr & ~overflowed if range_limit else np.zeros_like(kr)
+            beyond = (np.abs(reference) > range_limit) & rows & ~overflowed if range_limit else np.zeros_like(kr)
         diff.beyond_range = int(np.sum(beyond))
         accepted = overflowed | beyond
         kr |= accepted

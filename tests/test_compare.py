@@ -1,6 +1,7 @@
 """The comparison: NaN/Inf positions, the three-way verdict, tolerance resolution."""
 
 import numpy as np
+import pytest
 
 from harness import compare
 from harness.compare import diff_output
@@ -76,6 +77,7 @@ def test_an_exact_value_beyond_the_dtypes_range_is_not_compared_in_an_overflow_r
     system, reference = np.array([[1e6, 1.0], [1e6, 1.0]]), np.array([[7e52, 1.0], [7e52, 1.0]])
     diff = diff_output("h", system, reference, None, TOL, np.array([True, False]), range_limit=largest)
     assert diff.beyond_range == 1 and diff.overflowed == 0 and [m.index for m in diff.mismatches] == [(1, 0)]
+    assert diff.max_error_ratio == pytest.approx(7e52 / (2e-6 * 7e52))  # from the row without overflow only
     within = diff_output("h", np.array([[1e6]]), np.array([[1e30]]), None, TOL, np.array([True]), range_limit=largest)
     assert within.beyond_range == 0 and len(within.mismatches) == 1  # a value the dtype can hold is still compared
     assert len(diff_output("h", system, reference, None, TOL, np.array([True, False])).mismatches) == 2
@@ -88,7 +90,7 @@ def test_the_chaotic_case_passes_on_torch_and_its_report_says_what_was_not_compa
 
     result = run_case(load_case("cases/numeric/chaotic-mixed-bfloat16-beyond-range.yaml"), system=targets.get("torch"))
     assert result.ok, result.details
-    assert ("note: 3 elements not compared: their exact value lies beyond bfloat16's range, in batch rows where the "
+    assert ("note: 52 elements not compared: their exact value lies beyond bfloat16's range, in batch rows where the "
             "rounded reference runs out of range too") in result.details
 
 
