@@ -27,7 +27,7 @@ only: in graph mode TensorFlow's bfloat16 LSTM differs from it by up to thousand
 ops that keep float32 between them). And the LSTM
 cell in Keras 3's op order: implementation 2, z = ((x W + h U) + b); implementation 1,
 z = ((x W + b) + h U); c = f c_prev + i g(z_c); h = o g(c). Any other layer, activation or dtype has no twin
-(`covers` says why), and the measured default alone judges it. The weights are taken from the case file, as
+(`why_not` says why), and the measured default alone judges it. The weights are taken from the case file, as
 for the reference: nothing here reads the layer.
 """
 
@@ -110,34 +110,32 @@ def twin_calls(case: Case, mode: str) -> list[dict[str, np.ndarray]]:
     """Per call, the twin's value of every output the reference returns, in `mode` (call why_not first)."""
     config, units = case.config, case.config["units"]
     table = GRAPH_ACTIVATIONS if mode == "graph" else ACTIVATIONS
-    rounding = _rounding(precision.compute_dtype(case.dtype))
-    activation = table[canonical_name(config.get("activation", "tanh"))]
-    gate = table[canonical_name(config.get("recurrent_activation", "sigmoid"))]
+    q = _rounding(precision.compute_dtype(case.dtype))  # every rounding below: to the case's compute dtype
+    activation = table[canonical_name(config.get("activation", case.spec.defaults["activation"]))]
+    gate = table[canonical_name(config.get("recurrent_activation", case.spec.defaults["recurrent_activation"]))]
 
     def g(z):
-        return activation(z, rounding)
+        return activation(z, q)
 
     def r(z):
-        return gate(z, rounding)
-
-    _h = rounding  # noqa: N806 -- every rounding below is to the case's compute dtype
+        return gate(z, q)
     weights = {name: precision.weight_as_computed(values, case.dtype) for name, values in case.weights.items()}
     kernel, recurrent = weights["kernel"], weights["recurrent_kernel"]
     bias = weights.get("bias")
     bias_first = config.get("implementation", 2) == 1  # implementation 1 adds the bias to x W per gate first
 
     def step(xw_t, states):
-        z = _h(xw_t)
+        z = q(xw_t)
         if bias is not None and bias_first:
-            z = _h(z + bias)
+            z = q(z + bias)
         with np.errstate(all="ignore"):
-            z = _h(z + _h(states["h"] @ recurrent))
+            z = q(z + q(states["h"] @ recurrent))
         if bias is not None and not bias_first:
-            z = _h(z + bias)
+            z = q(z + bias)
         i, f, c_candidate, o = (z[:, k * units:(k + 1) * units] for k in range(4))
         i, f, o = r(i), r(f), r(o)
-        c = _h(_h(f * states["c"]) + _h(i * g(c_candidate)))
-        h = _h(o * g(c))
+        c = q(q(f * states["c"]) + q(i * g(c_candidate)))
+        h = q(o * g(c))
         return h, {"h": h, "c": c}, {}
 
     zeros = {name: np.zeros((case.calls[0].input.shape[0], units)) for name in ("h", "c")}
