@@ -98,9 +98,14 @@ class OutputDiff:
         return self.structure_problem is None and not self.mismatches
 
 
+def _equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Equal, or NaN on both sides."""
+    return (a == b) | (np.isnan(a) & np.isnan(b))
+
+
 def _close(a: np.ndarray, b: np.ndarray, bound: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
-        return (a == b) | (np.isnan(a) & np.isnan(b)) | (np.abs(a - b) <= bound)
+        return _equal(a, b) | (np.abs(a - b) <= bound)
 
 
 def _scale(reference: np.ndarray, tolerance: Tolerance) -> float:
@@ -189,7 +194,7 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
         diff.twin_apart = int(np.sum(kr & ~kt))
         kr &= kt
         with np.errstate(invalid="ignore", divide="ignore"):
-            same = (system == twin_values) | (np.isnan(system) & np.isnan(twin_values)) | accepted
+            same = _equal(system, twin_values) | accepted
             twin_ratio = np.where(same, 0.0, np.abs(system - twin_values) / twin_limit)
     ke = re = np.ones_like(kr)
     if expected is not None:
@@ -199,7 +204,7 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
     bad = ~(kr & ke & re)
 
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        exact = (system == reference) | (np.isnan(system) & np.isnan(reference))
+        exact = _equal(system, reference)
         # equal, NaN and NaN, or an accepted overflow
         agreeing = exact | accepted | (kr & ~(np.isfinite(system) & np.isfinite(reference)))
         apart = np.where(agreeing, 0.0, np.nan_to_num(np.abs(system - reference), nan=np.inf, posinf=np.inf))

@@ -25,14 +25,16 @@ def _zero_states(case: Case) -> dict[str, np.ndarray]:
 
 
 def run_reference(case: Case, flavor: str, trace: bool = False,
-                  rounding_sample: int | None = None) -> list[ReferenceResult]:
+                  rounding_sample: int | None = None, spec=None) -> list[ReferenceResult]:
     """One ReferenceResult per call, state carried between calls as a stateful Keras layer carries it.
 
     With a rounding_sample, every intermediate is rounded to the case's compute dtype (float32 for
     float64 cases): sample 0 rounds to nearest, sample k > 0 jitters each value by up to half a unit in
     the last place first (seeded by k), a different draw of the same rounding noise. See noise.py.
+    `spec` replaces the case's layer spec (the 16-bit twin, harness/twin_tensorflow.py, computes its cell
+    in another op order).
     """
-    spec = case.spec
+    spec = spec or case.spec
     check_supported(case, flavor)
     weights = {name: precision.weight_as_computed(values, case.dtype) for name, values in case.weights.items()}
     rounding = None if rounding_sample is None else precision.emulated_rounding(case.dtype, rounding_sample)

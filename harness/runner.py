@@ -151,7 +151,7 @@ def _run_case(case: Case, flavor: str, modes: tuple[str, ...], system: SystemUnd
 
 
 def _twin(case: Case, system: SystemUnderTest, mode: str) -> list[dict] | None:
-    """The system's own float16 rounding of the case (harness/twin_tensorflow.py), where there is one."""
+    """The system's own 16-bit rounding of the case (harness/twin_tensorflow.py), where there is one."""
     if not twin_tensorflow.ENABLED or twin_tensorflow.why_not(case, system.name, mode):
         return None
     return twin_tensorflow.twin_calls(case, mode)

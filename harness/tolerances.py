@@ -153,12 +153,18 @@ def written_in_case(case_tolerance: dict, output: str) -> bool:
     return bool(case_tolerance.get(output)) or any(k in case_tolerance for k in ("rtol", "atol"))
 
 
+def _own_noise(element_noise: np.ndarray) -> tuple[np.ndarray, float]:
+    """Each element's noise, the output's largest where a run overflowed there (NaN); and that largest."""
+    largest = float(np.nanmax(element_noise, initial=0.0)) if element_noise.size else 0.0
+    return np.where(np.isnan(element_noise), largest, element_noise), largest
+
+
 def measured(case_dtype: str, output: str, timesteps: int, element_noise: np.ndarray,
              reference: np.ndarray) -> Tolerance:
     """The measured default of a forward output (module docstring): per-element floor from the noise of
     each element, a few unit roundoffs of its own size; the flat default where the noise is not local."""
     compute = compute_dtype(case_dtype)
-    largest = float(np.nanmax(element_noise, initial=0.0)) if element_noise.size else 0.0
+    own, largest = _own_noise(element_noise)  # a run that overflowed at an element: the largest there
     flat = resolve({}, case_dtype, output, timesteps, largest)
     unit = float(finfo(compute).eps) / 2.0  # eps is 2u
     growth = step_growth(timesteps)
@@ -167,7 +173,6 @@ def measured(case_dtype: str, output: str, timesteps: int, element_noise: np.nda
     if not math.isfinite(largest) or chaotic(largest, case_dtype, timesteps, max(1.0, largest_finite(reference))):
         return Tolerance(flat.rtol, flat.atol, flat.source + ", chaotic: noise not local", flat.noise_floor, flat)
     chosen = MEASURED[compute]
-    own = np.where(np.isnan(element_noise), largest, element_noise)  # a run that overflowed there: the largest
     floor = chosen.safety * np.maximum(own, chosen.share * largest)
     steps = f"{timesteps} step{'s' if timesteps != 1 else ''}"
     return Tolerance(chosen.rtol_units * unit * growth, chosen.atol_units * unit * growth,
@@ -194,8 +199,7 @@ def twin_bound(case_dtype: str, timesteps: int, element_noise: np.ndarray, twin:
     unit = float(finfo(compute_dtype(case_dtype)).eps) / 2.0
     growth = step_growth(timesteps)
     absolute = TWIN_ATOL * unit * growth * max(TWIN_SCALE_FLOOR, largest_finite(reference))
-    largest = float(np.nanmax(element_noise, initial=0.0)) if element_noise.size else 0.0
-    own = np.where(np.isnan(element_noise), largest, element_noise)
+    own, _ = _own_noise(element_noise)
     with np.errstate(invalid="ignore"):
         relative = TWIN_RTOL * unit * growth * np.where(np.isfinite(twin), np.abs(twin), 0.0)
     return np.maximum(absolute + relative, TWIN_SAFETY * own)

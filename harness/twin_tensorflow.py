@@ -41,7 +41,8 @@ import numpy as np
 from harness import precision
 from harness.activations import canonical_name
 from harness.case import Case
-from harness.layers import driver
+from harness.layers.lstm import LSTMSpec
+from harness.reference_runner import reference_outputs, run_reference
 
 # HARNESS_TWIN=off turns it off (a machine whose TensorFlow kernels round differently from these: say so in an
 # issue); bench/sensitivity.py turns it off to print the figures without it in the same run
@@ -51,14 +52,7 @@ MODES = ("eager", "graph")  # xla fuses elementwise ops and keeps float32 betwee
 DTYPES = ("float16", "mixed_float16", "bfloat16", "mixed_bfloat16")
 
 
-def _rounding(compute: str):
-    """Rounding to `compute` (float16 or bfloat16; nearest, ties to even), kept as float64."""
-    def to(values) -> np.ndarray:
-        return precision.round_to(values, compute).astype(np.float64)
-    return to
-
-
-_h = _rounding("float16")
+_h = precision.emulated_rounding("float16", 0)  # to nearest float16, kept as float64: the activations' default
 
 
 def _sigmoid(z: np.ndarray, r=_h) -> np.ndarray:
@@ -106,53 +100,42 @@ def why_not(case: Case, target: str, mode: str) -> str | None:
     return None
 
 
-def twin_calls(case: Case, mode: str) -> list[dict[str, np.ndarray]]:
-    """Per call, the twin's value of every output the reference returns, in `mode` (call why_not first)."""
-    config, units = case.config, case.config["units"]
-    table = GRAPH_ACTIVATIONS if mode == "graph" else ACTIVATIONS
-    q = _rounding(precision.compute_dtype(case.dtype))  # every rounding below: to the case's compute dtype
-    activation = table[canonical_name(config.get("activation", case.spec.defaults["activation"]))]
-    gate = table[canonical_name(config.get("recurrent_activation", case.spec.defaults["recurrent_activation"]))]
+class _TwinLSTM(LSTMSpec):
+    """The LSTM cell in Keras 3's op order, each op rounded by `q` (the compute dtype, to nearest) and the
+    activations as TensorFlow's kernels compute them; the driver, states and outputs are the reference's."""
 
-    def g(z):
-        return activation(z, q)
+    def __init__(self, table: dict):
+        self.table = table
 
-    def r(z):
-        return gate(z, q)
-    weights = {name: precision.weight_as_computed(values, case.dtype) for name, values in case.weights.items()}
-    kernel, recurrent = weights["kernel"], weights["recurrent_kernel"]
-    bias = weights.get("bias")
-    bias_first = config.get("implementation", 2) == 1  # implementation 1 adds the bias to x W per gate first
+    def step_function(self, weights, config, flavor, q):
+        units = config["units"]
+        activation = self.table[canonical_name(config.get("activation", self.defaults["activation"]))]
+        gate = self.table[canonical_name(config.get("recurrent_activation", self.defaults["recurrent_activation"]))]
+        recurrent, bias = weights["recurrent_kernel"], weights.get("bias")
+        bias_first = config.get("implementation", 2) == 1  # implementation 1 adds the bias to x W per gate first
 
-    def step(xw_t, states):
-        z = q(xw_t)
-        if bias is not None and bias_first:
-            z = q(z + bias)
-        with np.errstate(all="ignore"):
+        def step(xw_t, states):
+            z = q(xw_t)
+            if bias is not None and bias_first:
+                z = q(z + bias)
             z = q(z + q(states["h"] @ recurrent))
-        if bias is not None and not bias_first:
-            z = q(z + bias)
-        i, f, c_candidate, o = (z[:, k * units:(k + 1) * units] for k in range(4))
-        i, f, o = r(i), r(f), r(o)
-        c = q(q(f * states["c"]) + q(i * g(c_candidate)))
-        h = q(o * g(c))
-        return h, {"h": h, "c": c}, {}
+            if bias is not None and not bias_first:
+                z = q(z + bias)
+            i, f, c_candidate, o = (z[:, k * units:(k + 1) * units] for k in range(4))
+            i, f, o = gate(i, q), gate(f, q), gate(o, q)
+            c = q(q(f * states["c"]) + q(i * activation(c_candidate, q)))
+            h = q(o * activation(c, q))
+            return h, {"h": h, "c": c}, {}
 
-    zeros = {name: np.zeros((case.calls[0].input.shape[0], units)) for name in ("h", "c")}
-    results, states = [], zeros
-    for call in case.calls:
-        if call.reset_states or not case.stateful:
-            states = zeros
-        if call.initial_state is not None:
-            states = {name: precision.input_as_computed(s, case.dtype) for name, s in call.initial_state.items()}
-        x = precision.input_as_computed(call.input, case.dtype)
-        with np.errstate(all="ignore"):
-            projected = driver.input_projection(x, kernel)
-        sequences, last, final, _ = driver.scan(step, projected, states, units, mask=call.mask,
-                                                go_backwards=config.get("go_backwards", False),
-                                                zero_output_for_mask=config.get("zero_output_for_mask", False))
-        states = final
-        outputs = {"sequences": sequences, "output": last,
-                   "h": final["h"] if config.get("return_state", False) else last, "c": final["c"]}
-        results.append({name: outputs[name] for name in case.compared_outputs()})
-    return results
+        return step
+
+
+_TWINS = {"eager": _TwinLSTM(ACTIVATIONS), "graph": _TwinLSTM(GRAPH_ACTIVATIONS)}
+
+
+def twin_calls(case: Case, mode: str) -> list[dict[str, np.ndarray]]:
+    """Per call, the twin's value of every output the reference returns, in `mode` (call why_not first): the
+    reference's run rounded to nearest (rounding_sample 0: the case's weights and inputs rounded as Keras rounds
+    them, states carried between calls), with the twin's cell."""
+    return [reference_outputs(case, result)
+            for result in run_reference(case, "keras3", rounding_sample=0, spec=_TWINS[mode])]

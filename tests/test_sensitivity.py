@@ -28,6 +28,12 @@ weights:
   bias: {random: {seed: 14, scale: 0.2}}
 """
 
+# relu of a cell state that never rises above 0 (every gate's bias -9): h is 0 at every step, and so is h x (1 + eps)
+ZERO_LSTM = (SHORT_LSTM.replace("name: short-lstm", "name: zero-lstm")
+             .replace("return_sequences: true}", "return_sequences: true, activation: relu}")
+             .replace("scale: 0.5}}", "scale: 0.01}}")
+             .replace("{random: {seed: 14, scale: 0.2}}", str([-9.0] * 16)))
+
 
 def test_the_bound_follows_each_element_not_the_largest():
     reference = np.array([[1e-3, 0.9]])
@@ -120,24 +126,15 @@ def test_float32_keeps_an_atol_scaled_by_at_least_1():
 
 
 def test_a_case_whose_outputs_are_all_zero_witnesses_no_scaling_of_h(write_case):
-    # relu of a cell state that never rises above 0 (every gate's bias -9): h is 0 at every step, and so is
-    # h x (1 + eps)
-    zero = (SHORT_LSTM.replace("return_sequences: true}", "return_sequences: true, activation: relu}")
-            .replace("scale: 0.5}}", "scale: 0.01}}")
-            .replace("{random: {seed: 14, scale: 0.2}}", str([-9.0] * 16)))
-    case = load_case(write_case(zero))
+    case = load_case(write_case(ZERO_LSTM))
     assert [(s.total, s.all_zero) for s in perturbation_shares([case])] == [(0, 1), (0, 1)]
 
 
 def test_cli_perturbation_prints_each_share_and_what_was_left_out(write_case, capsys):
     from harness.cli import main
 
-    zero = (SHORT_LSTM.replace("name: short-lstm", "name: zero-lstm")
-            .replace("return_sequences: true}", "return_sequences: true, activation: relu}")
-            .replace("scale: 0.5}}", "scale: 0.01}}")
-            .replace("{random: {seed: 14, scale: 0.2}}", str([-9.0] * 16)))
     folder = write_case(SHORT_LSTM).parent
-    (folder / "zero.yaml").write_text(zero)
+    (folder / "zero.yaml").write_text(ZERO_LSTM)
     main(["selftest", str(folder), "--fault", "h-scaled-1e-05", "--perturbation"])
     printed = capsys.readouterr().out.splitlines()
     assert ("h x (1 + 1e-05) caught by 1 of 1 float32 LSTM cases (100%); 1 left out: outputs 0 everywhere"
