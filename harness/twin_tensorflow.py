@@ -20,13 +20,17 @@ emulates, each checked on this machine over every finite float16 value or on mat
     elu             x < 0: exp(x) - 1, each op rounded                (identical everywhere)
     swish (silu)    x sigmoid(x), sigmoid as above                    (differs where sigmoid does)
     gelu            tf.nn.gelu: (0.5 x) erfc(-x (1/sqrt 2)), each op rounded  (identical everywhere), eager only
+    softplus        TensorFlow's Softplus kernel: t = log(Eigen's epsilon) + 2, each rounded; x > -t: x;
+                    x < t: exp(x); else log1p(exp(x)), each op in float32 and rounded  (identical everywhere). Eigen's
+                    float16 epsilon is 2^-13, not 2^-10 (bfloat16: 2^-7), so t = -7.0 in float16
 
 bfloat16 (and mixed_bfloat16) rounds with the same ops and agrees on every bfloat16 value but the subnormals
 (below 1.2e-38, which TensorFlow flushes to zero; the twin's absolute bound is far above them), in eager mode
 only: in graph mode TensorFlow's bfloat16 LSTM differs from it by up to thousands of u in long cases (fused
 ops that keep float32 between them). And the LSTM
 cell in Keras 3's op order: implementation 2, z = ((x W + h U) + b); implementation 1,
-z = ((x W + b) + h U); c = f c_prev + i g(z_c); h = o g(c). Any other layer, activation or dtype has no twin
+z = ((x W + b) + h U); c = f c_prev + i g(z_c); h = o g(c); alone, or as both directions of a Bidirectional
+(its sum, mul or ave merge rounded once, as Keras's). Any other layer, activation or dtype has no twin
 (`why_not` says why), and the measured default alone judges it. The weights are taken from the case file, as
 for the reference: nothing here reads the layer.
 """
@@ -41,6 +45,7 @@ import numpy as np
 from harness import precision
 from harness.activations import canonical_name
 from harness.case import Case
+from harness.layers.bidirectional import BidirectionalSpec
 from harness.layers.lstm import LSTMSpec
 from harness.reference_runner import reference_outputs, run_reference
 
@@ -61,6 +66,20 @@ def _sigmoid(z: np.ndarray, r=_h) -> np.ndarray:
         return np.where(np.isinf(e) & (e > 0), 1.0, r(e / r(1.0 + e)))
 
 
+# Eigen's NumTraits<T>::epsilon(), which TensorFlow's Softplus kernel takes its threshold from: for half it is
+# 0x0800 = 2^-13 (the float16 machine epsilon is 2^-10; measured: 2^-10 gives 867 wrong values, 2^-13 none)
+_EIGEN_EPSILON = {"float16": 2.0 ** -13, "bfloat16": 2.0 ** -7}
+
+
+def _softplus(z: np.ndarray, r=_h) -> np.ndarray:
+    threshold = r(r(np.log(_EIGEN_EPSILON[r.compute])) + 2.0)
+    with np.errstate(over="ignore"):
+        # exp and log1p in float32, as Eigen computes them for 16-bit types (in float64, then rounded: 2 float16
+        # values differ)
+        e = r(np.exp(z.astype(np.float32)))
+        return np.where(z > -threshold, z, np.where(z < threshold, e, r(np.log1p(e.astype(np.float32)))))
+
+
 _erfc = np.vectorize(math.erfc, otypes=[np.float64])
 _SQRT_HALF = 0.7071067811865476
 
@@ -76,6 +95,7 @@ ACTIVATIONS = {
     "swish": lambda z, r=_h: r(z * _sigmoid(z, r)),
     # tf.nn.gelu(approximate=False): 0.5 x erfc(-x / sqrt(2)), with the constant 1/sqrt(2) in the compute dtype
     "gelu": lambda z, r=_h: r(r(0.5 * z) * r(_erfc(r(-z * r(_SQRT_HALF))))),
+    "softplus": _softplus,
 }
 # Grappler rewrites the constants of hard_sigmoid and gelu in graph mode (the division by 6 becomes a product with
 # 1/6, and more inside the cell): measured to differ, so no twin for them there
@@ -86,17 +106,21 @@ def why_not(case: Case, target: str, mode: str) -> str | None:
     """Why the case has no twin on this target and mode; None when it has one."""
     if target != TARGET or mode not in MODES:
         return f"the twin emulates TensorFlow's CPU kernels in {' and '.join(MODES)} mode"
-    if case.layer != "LSTM":
-        return f"the twin models the LSTM only, not {case.layer}"
+    if case.layer not in _TWINS["eager"]:
+        return f"the twin models the LSTM (alone or in a Bidirectional), not {case.layer}"
     if case.dtype not in DTYPES:
         return f"the twin computes in 16 bits ({', '.join(DTYPES)}), not {case.dtype}"
     if mode == "graph" and precision.compute_dtype(case.dtype) == "bfloat16":
         return "graph mode rewrites bfloat16 ops (oneDNN fusions that keep float32 between them): eager only"
+    lstms = {"": (LSTMSpec, case.config)} if case.layer == "LSTM" else case.spec.directions(case.config)
+    if any(spec.name != "LSTM" for spec, _ in lstms.values()):
+        return "the twin models the LSTM only: this Bidirectional wraps another layer"
     table = GRAPH_ACTIVATIONS if mode == "graph" else ACTIVATIONS
-    for role in ("activation", "recurrent_activation"):
-        name = canonical_name(case.config.get(role, case.spec.defaults[role]))
-        if name not in table:
-            return f"the twin has no 16-bit {name} as TensorFlow computes it in {mode} mode"
+    for _, config in lstms.values():
+        for role in ("activation", "recurrent_activation"):
+            name = canonical_name(config.get(role, LSTMSpec.defaults[role]))
+            if name not in table:
+                return f"the twin has no 16-bit {name} as TensorFlow computes it in {mode} mode"
     return None
 
 
@@ -130,7 +154,10 @@ class _TwinLSTM(LSTMSpec):
         return step
 
 
-_TWINS = {"eager": _TwinLSTM(ACTIVATIONS), "graph": _TwinLSTM(GRAPH_ACTIVATIONS)}
+# per mode, per layer: the twin's spec. A Bidirectional's merge (sum, mul, ave: one rounding each; ave's
+# halving is exact) is the reference's, rounded as Keras rounds it.
+_TWINS = {mode: {"LSTM": _TwinLSTM(table), "Bidirectional": BidirectionalSpec({"LSTM": _TwinLSTM(table)})}
+          for mode, table in (("eager", ACTIVATIONS), ("graph", GRAPH_ACTIVATIONS))}
 
 
 def twin_calls(case: Case, mode: str) -> list[dict[str, np.ndarray]]:
@@ -138,4 +165,4 @@ def twin_calls(case: Case, mode: str) -> list[dict[str, np.ndarray]]:
     reference's run rounded to nearest (rounding_sample 0: the case's weights and inputs rounded as Keras rounds
     them, states carried between calls), with the twin's cell."""
     return [reference_outputs(case, result)
-            for result in run_reference(case, "keras3", rounding_sample=0, spec=_TWINS[mode])]
+            for result in run_reference(case, "keras3", rounding_sample=0, spec=_TWINS[mode][case.layer])]
