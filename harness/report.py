@@ -54,7 +54,7 @@ def tolerance_lines(diff: OutputDiff) -> list[str]:
     if diff.twin_bound is not None:
         bounds = np.asarray(diff.twin_bound, dtype=float)
         low, high = (_short(float(bounds.min())), _short(float(bounds.max()))) if bounds.size else ("0", "0")
-        lines.append(f"    and: |{diff.label} - twin| <= {TWIN_RTOL:g}u x sqrt(steps) x |twin| + {TWIN_ATOL:g}u x sqrt(steps) x "
+        lines.append(f"    and: |{diff.label} - twin| <= max({TWIN_RTOL:g}u x sqrt(steps) x |twin|, 1 ulp of it) + {TWIN_ATOL:g}u x sqrt(steps) x "
                      f"max(1/{1 / TWIN_SCALE_FLOOR:g}, the largest |reference|), or "
                      f"{TWIN_SAFETY:g} x that element's measured rounding noise ({low} to {high} here); the twin is "
                      "the reference rounded op by op as TensorFlow's 16-bit CPU kernels round "

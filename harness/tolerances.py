@@ -181,12 +181,12 @@ def measured(case_dtype: str, output: str, timesteps: int, element_noise: np.nda
 
 
 # Against the system's own rounding of the same computation (a twin: harness/twin_tensorflow.py), an
-# element passes within TWIN_RTOL unit roundoffs per sqrt(step) of its own size, plus an absolute part, or
-# TWIN_SAFETY times its measured rounding noise where larger. The twin is bit-identical to Keras on TensorFlow
-# in all but rare cases (a kernel 1 ulp off at 4 of 63488 float16 values, propagated; seen only in cases of 50
-# and more steps): 1u per sqrt(step) holds such flips at the output, the noise what a flip upstream can grow
-# into where values cancel. Priced on 1,450 short and long 16-bit cases (bench/twin_pricing.py): the largest
-# |Keras - twin| used 0.22 of this bound.
+# element passes within TWIN_RTOL unit roundoffs per sqrt(step) of its own size (never less than one ulp of
+# it: a kernel 1 ulp off at the last op), plus an absolute part, or TWIN_SAFETY times its measured rounding
+# noise where larger. The twin is bit-identical to Keras on TensorFlow in all but rare cases (a kernel 1 ulp off
+# at 4 of 63488 float16 values, propagated; seen only in cases of 50 and more steps): the relative part holds
+# such flips at the output, the noise what a flip upstream can grow into where values cancel. Priced on 1,450
+# short and long 16-bit cases (bench/twin_pricing.py): the largest |Keras - twin| used 0.22 of this bound.
 TWIN_RTOL = 1.0
 TWIN_SAFETY = 1.0
 # the absolute part, in unit roundoffs per sqrt(step) of max(TWIN_SCALE_FLOOR, the output's largest |reference|):
@@ -202,6 +202,8 @@ def twin_bound(case_dtype: str, timesteps: int, element_noise: np.ndarray, twin:
     growth = step_growth(timesteps)
     absolute = TWIN_ATOL * unit * growth * max(TWIN_SCALE_FLOOR, largest_finite(reference))
     own, _ = _own_noise(element_noise)
-    with np.errstate(invalid="ignore"):
-        relative = TWIN_RTOL * unit * growth * np.where(np.isfinite(twin), np.abs(twin), 0.0)
+    size = np.where(np.isfinite(twin), np.abs(twin), 0.0)
+    _, exponent = np.frexp(size)  # size = m 2^exponent, m in [1/2, 1): one ulp is 2u 2^(exponent - 1)
+    ulp = np.where(size > 0, np.ldexp(2.0 * unit, exponent - 1), 0.0)
+    relative = np.maximum(TWIN_RTOL * unit * growth * size, ulp)
     return np.maximum(absolute + relative, TWIN_SAFETY * own)

@@ -30,13 +30,16 @@ only: in graph mode TensorFlow's bfloat16 LSTM differs from it by up to thousand
 ops that keep float32 between them). And the LSTM
 cell in Keras 3's op order: implementation 2, z = ((x W + h U) + b); implementation 1,
 z = ((x W + b) + h U); c = f c_prev + i g(z_c); h = o g(c); alone, or as both directions of a Bidirectional
-(its sum, mul or ave merge rounded once, as Keras's). Any other layer, activation or dtype has no twin
+(its sum, mul or ave merge rounded once, as Keras's; its rebuilt layers at implementation 2, as Keras
+runs them). GRU and SimpleRNN: the reference's cells, which already round op by op in Keras 3's order, with
+these activations. Any other layer, activation or dtype has no twin
 (`why_not` says why), and the measured default alone judges it. The weights are taken from the case file, as
 for the reference: nothing here reads the layer.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -46,7 +49,9 @@ from harness import precision
 from harness.activations import canonical_name
 from harness.case import Case
 from harness.layers.bidirectional import BidirectionalSpec
+from harness.layers.gru import GRUSpec
 from harness.layers.lstm import LSTMSpec
+from harness.layers.simple_rnn import SimpleRNNSpec
 from harness.reference_runner import reference_outputs, run_reference
 
 # HARNESS_TWIN=off turns it off (a machine whose TensorFlow kernels round differently from these: say so in an
@@ -106,21 +111,16 @@ def why_not(case: Case, target: str, mode: str) -> str | None:
     """Why the case has no twin on this target and mode; None when it has one."""
     if target != TARGET or mode not in MODES:
         return f"the twin emulates TensorFlow's CPU kernels in {' and '.join(MODES)} mode"
-    if case.layer not in _TWINS["eager"]:
-        return f"the twin models the LSTM (alone or in a Bidirectional), not {case.layer}"
+    if case.layer not in LAYERS and case.layer != "Bidirectional":
+        return f"the twin models {', '.join(LAYERS)} and Bidirectional, not {case.layer}"
     if case.dtype not in DTYPES:
         return f"the twin computes in 16 bits ({', '.join(DTYPES)}), not {case.dtype}"
     if mode == "graph" and precision.compute_dtype(case.dtype) == "bfloat16":
         return "graph mode rewrites bfloat16 ops (oneDNN fusions that keep float32 between them): eager only"
-    lstms = {"": (LSTMSpec, case.config)} if case.layer == "LSTM" else case.spec.directions(case.config)
-    if any(spec.name != "LSTM" for spec, _ in lstms.values()):
-        return "the twin models the LSTM only: this Bidirectional wraps another layer"
     table = GRAPH_ACTIVATIONS if mode == "graph" else ACTIVATIONS
-    for _, config in lstms.values():
-        for role in ("activation", "recurrent_activation"):
-            name = canonical_name(config.get(role, LSTMSpec.defaults[role]))
-            if name not in table:
-                return f"the twin has no 16-bit {name} as TensorFlow computes it in {mode} mode"
+    for name in case.spec.activations(case.config).values():  # a Bidirectional's: both directions'
+        if canonical_name(name) not in table:
+            return f"the twin has no 16-bit {canonical_name(name)} as TensorFlow computes it in {mode} mode"
     return None
 
 
@@ -154,10 +154,49 @@ class _TwinLSTM(LSTMSpec):
         return step
 
 
-# per mode, per layer: the twin's spec. A Bidirectional's merge (sum, mul, ave: one rounding each; ave's
-# halving is exact) is the reference's, rounded as Keras rounds it.
-_TWINS = {mode: {"LSTM": _TwinLSTM(table), "Bidirectional": BidirectionalSpec({"LSTM": _TwinLSTM(table)})}
-          for mode, table in (("eager", ACTIVATIONS), ("graph", GRAPH_ACTIVATIONS))}
+class _TwinActivations:
+    """A reference cell that already rounds op by op in Keras 3's order (GRU, SimpleRNN: their reference
+    steps), with the activations as TensorFlow's kernels compute them, rounded by `rounding`."""
+
+    def __init__(self, table: dict, rounding):
+        self.table, self.rounding = table, rounding
+
+    def resolved_activations(self, config, flavor):
+        return {role: functools.partial(self.table[canonical_name(name)], r=self.rounding)
+                for role, name in self.activations(config).items()}
+
+
+class _TwinGRU(_TwinActivations, GRUSpec):
+    pass
+
+
+class _TwinSimpleRNN(_TwinActivations, SimpleRNNSpec):
+    pass
+
+
+class _TwinBidirectional(BidirectionalSpec):
+    """Keras's Bidirectional rebuilds its forward layer, and its backward one unless given, from the layer's
+    config, and Keras 3's LSTM and GRU leave `implementation` out of get_config: those directions run
+    implementation 2 whatever the case says (docs/defects/keras-rnn-config-drops-implementation.md). The
+    float64 reference does not care (the two are the same sums); the twin rounds as Keras really runs."""
+
+    def directions(self, config: dict) -> dict:
+        rebuilt = ("forward",) if config.get("backward_layer") else ("forward", "backward")
+        return {direction: (spec, {key: value for key, value in inner.items()
+                                   if key != "implementation" or direction not in rebuilt})
+                for direction, (spec, inner) in super().directions(config).items()}
+
+
+LAYERS = ("LSTM", "GRU", "SimpleRNN")
+
+
+def _twin_spec(case: Case, mode: str):
+    """The twin's spec of the case's layer; a Bidirectional's merge (sum, mul, ave: one rounding each; ave's
+    halving is exact) is the reference's, rounded as Keras rounds it."""
+    table = GRAPH_ACTIVATIONS if mode == "graph" else ACTIVATIONS
+    rounding = precision.emulated_rounding(case.dtype, 0)  # what run_reference rounds with: the same function
+    layers = {"LSTM": _TwinLSTM(table), "GRU": _TwinGRU(table, rounding), "SimpleRNN": _TwinSimpleRNN(table, rounding)}
+    return _TwinBidirectional(layers) if case.layer == "Bidirectional" else layers[case.layer]
 
 
 def twin_calls(case: Case, mode: str) -> list[dict[str, np.ndarray]]:
@@ -165,4 +204,4 @@ def twin_calls(case: Case, mode: str) -> list[dict[str, np.ndarray]]:
     reference's run rounded to nearest (rounding_sample 0: the case's weights and inputs rounded as Keras rounds
     them, states carried between calls), with the twin's cell."""
     return [reference_outputs(case, result)
-            for result in run_reference(case, "keras3", rounding_sample=0, spec=_TWINS[mode][case.layer])]
+            for result in run_reference(case, "keras3", rounding_sample=0, spec=_twin_spec(case, mode))]

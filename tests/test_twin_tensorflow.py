@@ -133,10 +133,66 @@ def test_a_bidirectional_lstm_equals_its_twin_bit_for_bit(write_case, merge, ext
         assert np.array_equal(np.asarray(result.system_outputs[0][name], dtype=np.float64), values), name
 
 
-def test_a_bidirectional_of_another_layer_has_no_twin(write_case):
-    text = BIDIRECTIONAL.format(merge="concat", extra="", dtype="float16").replace("type: LSTM", "type: GRU")
-    assert twin.why_not(load_case(write_case(text)), "tensorflow", "eager") == (
-        "the twin models the LSTM only: this Bidirectional wraps another layer")
+RECURRENT = """name: twin-{layer}
+layer: {layer}
+config: {{units: 3, return_sequences: true, return_state: true{extra}}}
+dtype: {dtype}
+input: {{random: {{seed: 31, shape: [2, 4, 3]}}}}
+weights:
+  kernel: {{random: {{seed: 32, scale: 0.8}}}}
+  recurrent_kernel: {{random: {{seed: 33, scale: 0.8}}}}
+  bias: {{random: {{seed: 34, scale: 0.4}}}}
+"""
+
+
+@pytest.mark.parametrize("layer, extra, dtype, mode", [
+    ("GRU", "", "float16", "graph"),
+    ("GRU", ", reset_after: false, activation: softsign", "mixed_float16", "eager"),
+    ("GRU", ", implementation: 1, recurrent_activation: hard_sigmoid", "bfloat16", "eager"),
+    ("SimpleRNN", "", "mixed_float16", "graph"),
+    ("SimpleRNN", ", activation: elu, go_backwards: true", "mixed_bfloat16", "eager"),
+])
+def test_a_gru_and_a_simple_rnn_equal_their_twins_bit_for_bit(write_case, layer, extra, dtype, mode):
+    case = load_case(write_case(RECURRENT.format(layer=layer, extra=extra, dtype=dtype)))
+    assert twin.why_not(case, "tensorflow", mode) is None
+    result = runner.run_case(case, None, (mode,), system=targets.get("tensorflow"))
+    assert result.ok, result.details
+    twin_call, = twin.twin_calls(case, mode)
+    for name, values in twin_call.items():
+        assert np.array_equal(np.asarray(result.system_outputs[0][name], dtype=np.float64), values), name
+
+
+def test_a_bidirectional_gru_has_a_twin_too(write_case):
+    case = load_case(write_case(BIDIRECTIONAL.format(merge="concat", extra="", dtype="float16")
+                                .replace("type: LSTM", "type: GRU")))
+    result = runner.run_case(case, None, ("eager",), system=targets.get("tensorflow"))
+    twin_call, = twin.twin_calls(case, "eager")
+    assert np.array_equal(np.asarray(result.system_outputs[0]["sequences"], dtype=np.float64), twin_call["sequences"])
+
+
+@pytest.mark.parametrize("given_backward", [False, True])
+def test_a_bidirectional_runs_its_rebuilt_layers_at_implementation_2_and_the_twin_follows(write_case,
+                                                                                         given_backward):
+    # Keras rebuilds the forward layer (and the backward one unless given) from a config without
+    # `implementation`: docs/defects/keras-rnn-config-drops-implementation.md. When Keras keeps it, this fails:
+    # drop _TwinBidirectional.
+    import keras
+
+    wrapped = keras.layers.LSTM(2, implementation=1)
+    backward = keras.layers.LSTM(2, implementation=1, go_backwards=True) if given_backward else None
+    layer = keras.layers.Bidirectional(wrapped, backward_layer=backward)
+    assert (layer.forward_layer.cell.implementation, layer.backward_layer.cell.implementation) == (
+        (2, 1) if given_backward else (2, 2))
+    text = BIDIRECTIONAL.format(merge="concat", extra=", implementation: 1", dtype="bfloat16")
+    if given_backward:
+        text = text.replace("}}\ndtype", "}, backward_layer: {type: LSTM, units: 3, return_sequences: true, "
+                                         "return_state: true, go_backwards: true, implementation: 1}}\ndtype")
+    case = load_case(write_case(text))
+    assert ("backward_layer" in case.config) is given_backward
+    result = runner.run_case(case, None, ("eager",), system=targets.get("tensorflow"))
+    assert result.ok, result.details
+    for name, values in twin.twin_calls(case, "eager")[0].items():
+        assert np.array_equal(np.asarray(result.system_outputs[0][name], dtype=np.float64), values), name
 
 
 def test_a_stateful_case_carries_the_twins_states(write_case):
@@ -168,7 +224,7 @@ def test_h_scaled_by_2e_3_is_caught_against_the_twin_and_not_without_it(write_ca
         finally:
             twin.ENABLED = True
     assert caught.outcome == "failed" and missed.outcome == "passed"
-    assert ("    and: |Keras - twin| <= 1u x sqrt(steps) x |twin| + 0.5u x sqrt(steps) x max(1/64, the largest |reference|), or 1 x that element's "
+    assert ("    and: |Keras - twin| <= max(1u x sqrt(steps) x |twin|, 1 ulp of it) + 0.5u x sqrt(steps) x max(1/64, the largest |reference|), or 1 x that element's "
             "measured rounding noise (") in caught.details
     assert "KERAS         REFERENCE     TWIN" in caught.details
     assert all(entry.get("twin") for entry in caught.to_json()["outputs"])
