@@ -177,6 +177,11 @@ DEFECTS: tuple[KnownDefect, ...] = (
     KnownDefect("cases/regressions/tensorflow-leaky-relu-float64-alpha.yaml",
                 "float64 leaky_relu: TF's slope is a float32 attribute",
                 lambda doc: doc.get("dtype") == "float64" and _uses(doc, "leaky_relu"), targets=TENSORFLOW_CODE),
+    KnownDefect("cases/regressions/tensorflow-elu-16-bit-cancellation.yaml",
+                "elu and selu in 16 bits: TF computes exp(x) - 1, which cancels near 0 (tensorflow/tensorflow#116943)",
+                lambda doc: doc.get("dtype") in ("float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
+                and (_uses(doc, "elu") or _uses(doc, "selu")),
+                targets=("tensorflow", "tf-keras", "saved-model")),
     KnownDefect("cases/regressions/keras-squareplus-float32-cancellation.yaml",
                 "squareplus below float64: Keras's formula cancels for negative x",
                 lambda doc: doc.get("dtype", "float32") != "float64" and _uses(doc, "squareplus"),
