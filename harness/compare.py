@@ -224,7 +224,10 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
             relative = spread / np.abs(reference)
         diff.max_rel = float(np.max(np.where(bad, relative, -np.inf)))
     if expected is not None and bad.any() and kr.all():  # only the hand values disagree: rounded, or wrong?
-        diff.rounded_decimals = hand_values.rounded_to(expected, system, reference, bound)
+        rounded = hand_values.rounded_to(expected, system, reference, bound)
+        # written to at least the decimals their own bound needs, their rounding cannot be what fails them
+        if rounded is not None and rounded < hand_values.decimals_needed(float(np.min(hand_bound))):
+            diff.rounded_decimals = rounded
     for index in zip(*np.nonzero(bad)):
         values = {SYSTEM: float(system[index]), REFERENCE: float(reference[index])}
         if twin is not None:

@@ -182,6 +182,10 @@ DEFECTS: tuple[KnownDefect, ...] = (
                 lambda doc: doc.get("dtype") in ("float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
                 and (_uses(doc, "elu") or _uses(doc, "selu")),
                 targets=("tensorflow", "tf-keras", "saved-model")),
+    KnownDefect("cases/regressions/tensorflow-elu-float32-cancellation.yaml",
+                "elu and selu in float32: TF computes exp(x) - 1, which cancels near 0 (tensorflow/tensorflow#116943)",
+                lambda doc: doc.get("dtype", "float32") == "float32" and (_uses(doc, "elu") or _uses(doc, "selu")),
+                targets=("tensorflow", "tf-keras", "saved-model", "onnx")),
     KnownDefect("cases/regressions/keras-squareplus-float32-cancellation.yaml",
                 "squareplus below float64: Keras's formula cancels for negative x",
                 lambda doc: doc.get("dtype", "float32") != "float64" and _uses(doc, "squareplus"),

@@ -150,6 +150,16 @@ def test_rounding_is_not_claimed_when_keras_and_the_reference_disagree():
     assert diff.rounded_decimals is None and not diff.verdict.startswith("the hand values look rounded")
 
 
+def test_hand_values_written_to_every_decimal_their_bound_needs_are_not_called_rounded():
+    # the float32 elu case: Keras 2.5e-6 relative off exact hand values held to 1e-6, within the default's
+    # absolute part of the reference; rounding to 18 decimals explains nothing
+    keras = TRUE * (1 + 2.5e-6)
+    tight = Tolerance(1e-6, 0.0, "case expected_tolerance")
+    diff = diff_output("h", keras, TRUE.copy(), TRUE.copy(), F32, expected_tolerance=tight)
+    assert not diff.passed and diff.rounded_decimals is None
+    assert not diff.verdict.startswith("the hand values look rounded")
+
+
 def test_expected_tolerance_applies_to_the_hand_values_only():
     hand = Tolerance(0.0, 5e-5, "case expected_tolerance")
     assert diff_output("h", TRUE, TRUE.copy(), np.round(TRUE, 4), F32, expected_tolerance=hand).passed
