@@ -2,7 +2,7 @@
 
 For each candidate setting of the bound, on the survey cases of every length that have a twin on TensorFlow
 (bench/tolerance_survey.py's generator, float16, mixed_float16, bfloat16, mixed_bfloat16): the false alarms
-(cases failing against the real Keras), the largest error / bound among the outputs held to the twin, and per
+(cases failing against the real Keras), the largest |Keras - twin| / twin bound, and per
 dtype the share of short cases (up to 10 steps) that catch h * (1 + eps), eps as the issue asks (1e-2 for
 float16, 3e-2 for bfloat16). A candidate is only worth having if it has no false alarm, and its largest
 error / bound says how much room is left.
@@ -50,7 +50,7 @@ def price(label: str, cases: list) -> None:
     alarms, worst, passing = [], 0.0, []
     for case in cases:
         result = run_case(case, system=system)
-        twinned = [d.max_error_ratio for _, d in result.diffs if d.twin_bound is not None]
+        twinned = [d.twin_error_ratio for _, d in result.diffs if d.twin_bound is not None]
         worst = max([worst, *twinned])
         (passing if result.outcome == "passed" else alarms).append(case)
     short = [case for case in passing if max(call.input.shape[1] for call in case.calls) <= SHORT]
@@ -74,7 +74,7 @@ def main() -> None:
     print(f"{len(cases)} survey cases with a twin (seeds {', '.join(map(str, seeds))}); "
           f"h x (1 + eps) caught, eps {EPSILON['float16']:g} (float16) and {EPSILON['bfloat16']:g} (bfloat16), "
           f"cases of up to {SHORT} steps")
-    print(f"{'bound':<30}{'alarms':>7}{'error/bound':>13}   caught")
+    print(f"{'bound':<30}{'alarms':>7}{'twin ratio':>13}   caught")
     saved = {name: getattr(tolerances, name) for _, changes in CANDIDATES for name in changes}
     for label, changes in CANDIDATES:
         try:

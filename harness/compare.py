@@ -86,6 +86,7 @@ class OutputDiff:
     beyond_range: int = 0  # elements of an overflow row whose exact value the dtype cannot hold: not comparable
     twin_bound: np.ndarray | None = field(default=None, repr=False, compare=False)  # per element, when a twin ran
     twin_apart: int = 0  # elements within the reference's bound but not the twin's
+    twin_error_ratio: float = 0.0  # the largest |system - twin| / its bound (bench/twin_pricing.py prints it)
     mode: str = "eager"  # the execution mode the system ran in
     label: str = "Keras"  # the system's name in words
     # A failing output keeps its element arrays for the pictures of `harness run --html`: "system",
@@ -196,6 +197,7 @@ def diff_output(name: str, system: np.ndarray, reference: np.ndarray, expected: 
         with np.errstate(invalid="ignore", divide="ignore"):
             same = _equal(system, twin_values) | accepted
             twin_ratio = np.where(same, 0.0, np.abs(system - twin_values) / twin_limit)
+        diff.twin_error_ratio = float(np.max(np.nan_to_num(twin_ratio, nan=np.inf), initial=0.0))
     ke = re = np.ones_like(kr)
     if expected is not None:
         held_to = expected_tolerance or tolerance.hand_values  # the case's bound, or the flat default

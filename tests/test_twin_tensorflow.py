@@ -238,7 +238,7 @@ def test_an_element_within_the_references_bound_but_not_the_twins_fails_and_says
     diff = diff_output("h", system, reference, None, loose, twin=(twin_values, np.full((1, 2), 1e-4)))
     assert [m.index for m in diff.mismatches] == [(0, 0)] and diff.twin_apart == 1
     assert diff.mismatches[0].values["twin"] == 0.5 and diff.verdict == twin_apart()
-    assert diff.max_error_ratio == pytest.approx(10.0)
+    assert diff.max_error_ratio == pytest.approx(10.0) and diff.twin_error_ratio == pytest.approx(10.0)
     assert diff_output("h", system, reference, None, loose, twin=(twin_values, np.full((1, 2), 2e-3))).passed
 
 
