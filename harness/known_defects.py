@@ -106,6 +106,11 @@ def _torch_stateful_backward_in_place(doc: dict) -> bool:
                     for name, config in layer_configs(doc)))
 
 
+def _exp_minus_one(doc: dict) -> bool:
+    """elu or selu: TensorFlow's kernels compute exp(x) - 1 (tensorflow/tensorflow#116943)."""
+    return _uses(doc, "elu") or _uses(doc, "selu")
+
+
 def _unrolled_backwards_zeroing(doc: dict) -> bool:
     return _masked(doc) and any(all(config.get(k) for k in ("unroll", "go_backwards", "zero_output_for_mask",
                                                               "return_sequences"))
@@ -180,11 +185,11 @@ DEFECTS: tuple[KnownDefect, ...] = (
     KnownDefect("cases/regressions/tensorflow-elu-16-bit-cancellation.yaml",
                 "elu and selu in 16 bits: TF computes exp(x) - 1, which cancels near 0 (tensorflow/tensorflow#116943)",
                 lambda doc: doc.get("dtype") in ("float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
-                and (_uses(doc, "elu") or _uses(doc, "selu")),
+                and _exp_minus_one(doc),
                 targets=("tensorflow", "tf-keras", "saved-model")),
     KnownDefect("cases/regressions/tensorflow-elu-float32-cancellation.yaml",
                 "elu and selu in float32: TF computes exp(x) - 1, which cancels near 0 (tensorflow/tensorflow#116943)",
-                lambda doc: doc.get("dtype", "float32") == "float32" and (_uses(doc, "elu") or _uses(doc, "selu")),
+                lambda doc: doc.get("dtype", "float32") == "float32" and _exp_minus_one(doc),
                 targets=("tensorflow", "tf-keras", "saved-model", "onnx")),
     KnownDefect("cases/regressions/keras-squareplus-float32-cancellation.yaml",
                 "squareplus below float64: Keras's formula cancels for negative x",

@@ -124,17 +124,27 @@ def why_not(case: Case, target: str, mode: str) -> str | None:
     return None
 
 
-class _TwinLSTM(LSTMSpec):
-    """The LSTM cell in Keras 3's op order, each op rounded by `q` (the compute dtype, to nearest) and the
-    activations as TensorFlow's kernels compute them; the driver, states and outputs are the reference's."""
+class _TwinActivations:
+    """A reference layer spec whose activations are TensorFlow's 16-bit kernels (ACTIVATIONS), rounded by
+    `rounding`. GRU and SimpleRNN need nothing else: their reference steps already round op by op in Keras 3's
+    order."""
 
-    def __init__(self, table: dict):
-        self.table = table
+    def __init__(self, table: dict, rounding):
+        self.table, self.rounding = table, rounding
+
+    def resolved_activations(self, config, flavor):
+        return {role: functools.partial(self.table[canonical_name(name)], r=self.rounding)
+                for role, name in self.activations(config).items()}
+
+
+class _TwinLSTM(_TwinActivations, LSTMSpec):
+    """The LSTM cell in Keras 3's op order (the reference's LSTM step adds in another order), each op rounded
+    by `q` (the compute dtype, to nearest); the driver, states and outputs are the reference's."""
 
     def step_function(self, weights, config, flavor, q):
         units = config["units"]
-        activation = self.table[canonical_name(config.get("activation", self.defaults["activation"]))]
-        gate = self.table[canonical_name(config.get("recurrent_activation", self.defaults["recurrent_activation"]))]
+        acts = self.resolved_activations(config, flavor)
+        activation, gate = acts["activation"], acts["recurrent_activation"]
         recurrent, bias = weights["recurrent_kernel"], weights.get("bias")
         bias_first = config.get("implementation", 2) == 1  # implementation 1 adds the bias to x W per gate first
 
@@ -146,24 +156,12 @@ class _TwinLSTM(LSTMSpec):
             if bias is not None and not bias_first:
                 z = q(z + bias)
             i, f, c_candidate, o = (z[:, k * units:(k + 1) * units] for k in range(4))
-            i, f, o = gate(i, q), gate(f, q), gate(o, q)
-            c = q(q(f * states["c"]) + q(i * activation(c_candidate, q)))
-            h = q(o * activation(c, q))
+            i, f, o = gate(i), gate(f), gate(o)
+            c = q(q(f * states["c"]) + q(i * activation(c_candidate)))
+            h = q(o * activation(c))
             return h, {"h": h, "c": c}, {}
 
         return step
-
-
-class _TwinActivations:
-    """A reference cell that already rounds op by op in Keras 3's order (GRU, SimpleRNN: their reference
-    steps), with the activations as TensorFlow's kernels compute them, rounded by `rounding`."""
-
-    def __init__(self, table: dict, rounding):
-        self.table, self.rounding = table, rounding
-
-    def resolved_activations(self, config, flavor):
-        return {role: functools.partial(self.table[canonical_name(name)], r=self.rounding)
-                for role, name in self.activations(config).items()}
 
 
 class _TwinGRU(_TwinActivations, GRUSpec):
@@ -195,7 +193,8 @@ def _twin_spec(case: Case, mode: str):
     halving is exact) is the reference's, rounded as Keras rounds it."""
     table = GRAPH_ACTIVATIONS if mode == "graph" else ACTIVATIONS
     rounding = precision.emulated_rounding(case.dtype, 0)  # what run_reference rounds with: the same function
-    layers = {"LSTM": _TwinLSTM(table), "GRU": _TwinGRU(table, rounding), "SimpleRNN": _TwinSimpleRNN(table, rounding)}
+    layers = {name: spec(table, rounding) for name, spec in
+              (("LSTM", _TwinLSTM), ("GRU", _TwinGRU), ("SimpleRNN", _TwinSimpleRNN))}
     return _TwinBidirectional(layers) if case.layer == "Bidirectional" else layers[case.layer]
 
 

@@ -33,6 +33,18 @@ def lstm(write_case, extra: str = "", dtype: str = "float16", tail: str = ""):
     return load_case(write_case(text))
 
 
+def equals_its_twin(case, mode: str = "eager") -> list[dict]:
+    """Run `case` on Keras (TensorFlow) in `mode`: it must pass, and every output of every call must be its
+    twin's bit for bit. Returns the twin's calls."""
+    result = runner.run_case(case, None, (mode,), system=targets.get("tensorflow"))
+    assert result.ok, result.details
+    twins = twin.twin_calls(case, mode)
+    for keras_call, twin_call in zip(result.system_outputs, twins, strict=True):
+        for name, values in twin_call.items():
+            assert np.array_equal(np.asarray(keras_call[name], dtype=np.float64), values), name
+    return twins
+
+
 @pytest.mark.parametrize("name, apart", [("tanh", 2), ("sigmoid", 2), ("relu", 0), ("hard_sigmoid", 0),
                                          ("softsign", 0), ("elu", 0), ("swish", 2), ("gelu", 0),
                                          ("softplus", 0)])
@@ -92,12 +104,7 @@ def test_what_has_no_twin_says_why(write_case):
     (", activation: softplus", "mixed_bfloat16", ""),
 ])
 def test_keras_on_tensorflow_equals_its_twin_bit_for_bit(write_case, extra, dtype, tail):
-    case = lstm(write_case, extra, dtype, tail)
-    result = runner.run_case(case, None, ("eager",), system=targets.get("tensorflow"))
-    assert result.ok, result.details
-    for keras_call, twin_call in zip(result.system_outputs, twin.twin_calls(case, "eager"), strict=True):
-        for name, values in twin_call.items():
-            assert np.array_equal(np.asarray(keras_call[name], dtype=np.float64), values), name
+    equals_its_twin(lstm(write_case, extra, dtype, tail))
 
 
 BIDIRECTIONAL = """name: twin-bidirectional
@@ -125,12 +132,8 @@ weights:
 def test_a_bidirectional_lstm_equals_its_twin_bit_for_bit(write_case, merge, extra, dtype, mode):
     case = load_case(write_case(BIDIRECTIONAL.format(merge=merge, extra=extra, dtype=dtype)))
     assert twin.why_not(case, "tensorflow", mode) is None
-    result = runner.run_case(case, None, (mode,), system=targets.get("tensorflow"))
-    assert result.ok, result.details
-    twin_call, = twin.twin_calls(case, mode)
+    twin_call, = equals_its_twin(case, mode)
     assert {"sequences", "forward_h", "backward_c"} <= set(twin_call)
-    for name, values in twin_call.items():
-        assert np.array_equal(np.asarray(result.system_outputs[0][name], dtype=np.float64), values), name
 
 
 RECURRENT = """name: twin-{layer}
@@ -155,19 +158,14 @@ weights:
 def test_a_gru_and_a_simple_rnn_equal_their_twins_bit_for_bit(write_case, layer, extra, dtype, mode):
     case = load_case(write_case(RECURRENT.format(layer=layer, extra=extra, dtype=dtype)))
     assert twin.why_not(case, "tensorflow", mode) is None
-    result = runner.run_case(case, None, (mode,), system=targets.get("tensorflow"))
-    assert result.ok, result.details
-    twin_call, = twin.twin_calls(case, mode)
-    for name, values in twin_call.items():
-        assert np.array_equal(np.asarray(result.system_outputs[0][name], dtype=np.float64), values), name
+    equals_its_twin(case, mode)
 
 
 def test_a_bidirectional_gru_has_a_twin_too(write_case):
     case = load_case(write_case(BIDIRECTIONAL.format(merge="concat", extra="", dtype="float16")
                                 .replace("type: LSTM", "type: GRU")))
-    result = runner.run_case(case, None, ("eager",), system=targets.get("tensorflow"))
-    twin_call, = twin.twin_calls(case, "eager")
-    assert np.array_equal(np.asarray(result.system_outputs[0]["sequences"], dtype=np.float64), twin_call["sequences"])
+    twin_call, = equals_its_twin(case)
+    assert "sequences" in twin_call
 
 
 @pytest.mark.parametrize("given_backward", [False, True])
@@ -189,10 +187,7 @@ def test_a_bidirectional_runs_its_rebuilt_layers_at_implementation_2_and_the_twi
                                          "return_state: true, go_backwards: true, implementation: 1}}\ndtype")
     case = load_case(write_case(text))
     assert ("backward_layer" in case.config) is given_backward
-    result = runner.run_case(case, None, ("eager",), system=targets.get("tensorflow"))
-    assert result.ok, result.details
-    for name, values in twin.twin_calls(case, "eager")[0].items():
-        assert np.array_equal(np.asarray(result.system_outputs[0][name], dtype=np.float64), values), name
+    equals_its_twin(case)
 
 
 def test_a_stateful_case_carries_the_twins_states(write_case):
